@@ -1,0 +1,9 @@
+"""The one user-facing error type of gtsp.
+
+A :class:`GtspError` carries a single line that names the problem and the fix.
+The command line prints it without a traceback and exits with status 2.
+"""
+
+
+class GtspError(Exception):
+    """A problem the user can fix: bad input, missing files, impossible options."""
