@@ -1,0 +1,19 @@
+"""Backbones by name. Each composes the shared blocks of :mod:`gtsp.nn`."""
+from __future__ import annotations
+
+from gtsp.data.info import DatasetInfo
+from gtsp.errors import GtspError
+from gtsp.models.base import GraphContext, GraphTransformer
+from gtsp.models.gps import GPS
+
+MODELS: dict[str, type[GraphTransformer]] = {"gps": GPS}
+
+
+def build_model(name: str, info: DatasetInfo, **hparams) -> GraphTransformer:
+    """Instantiate backbone ``name`` for ``info`` with keyword hyper-parameters."""
+    if name not in MODELS:
+        raise GtspError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}")
+    return MODELS[name](info, **hparams)
+
+
+__all__ = ["MODELS", "GraphContext", "GraphTransformer", "build_model"]

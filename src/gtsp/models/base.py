@@ -1,0 +1,51 @@
+"""What every backbone shares: the per-batch graph context and the layer loop.
+
+A backbone encodes a PyG batch into token features plus a :class:`GraphContext`,
+runs ``self.layers`` one after another (each ``layer(x, ctx) -> x``), then reads
+out one prediction per graph. Keeping the loop here, with one signature for
+every layer, is what lets layer pruning wrap or remove layers of any backbone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from gtsp.nn.sequences import Sequences
+
+
+@dataclass
+class GraphContext:
+    """Everything about a batch's structure that layers need, computed once per forward."""
+
+    batch: Tensor
+    num_graphs: int
+    edge_index: Tensor
+    edge_attr: Tensor | None
+    seq: Sequences
+    attn_bias: Tensor | None = None
+
+    @property
+    def attn_mask(self) -> Tensor | None:
+        """Key padding mask for attention, or None when the batch has no padding."""
+        return None if self.seq.is_full else self.seq.mask
+
+
+class GraphTransformer(nn.Module):
+    """Base class: ``forward(batch) = readout(layers(encode(batch)))``."""
+
+    layers: nn.ModuleList
+    name: str = ""
+
+    def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
+        raise NotImplementedError
+
+    def readout(self, x: Tensor, ctx: GraphContext) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, data: Batch) -> Tensor:
+        x, ctx = self.encode(data)
+        for layer in self.layers:
+            x = layer(x, ctx)
+        return self.readout(x, ctx)

@@ -1,0 +1,122 @@
+"""GraphGPS backbone (Rampasek et al., NeurIPS 2022, "Recipe for a General, Powerful,
+Scalable Graph Transformer").
+
+Each layer runs a local message-passing block and global self-attention in
+parallel and sums them, then applies a feed-forward block:
+
+    h_local = BN(x + Dropout(MPNN(x)))            GINE with edge features, GIN without
+    h_attn  = BN(x + Dropout(Attention(x)))       over each graph's nodes
+    x'      = BN(h + FFN(h)),  h = h_local + h_attn
+
+Nodes stay flat (``[N, C]``) between layers; only attention sees per-graph
+sequences. Graph readout is sum or mean pooling followed by an MLP.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import GINConv, GINEConv, global_add_pool, global_mean_pool
+
+from gtsp.data.info import DatasetInfo
+from gtsp.errors import GtspError
+from gtsp.models.base import GraphContext, GraphTransformer
+from gtsp.models.encoders import NodeEncoder, edge_encoder
+from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.ffn import FeedForward
+from gtsp.nn.sequences import Sequences
+
+POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
+
+
+class GPSLayer(nn.Module):
+    """One GraphGPS layer: ``local MPNN + global attention -> FFN``, batch norm after each.
+
+    Args:
+        dim: node width.
+        num_heads: attention heads (0 disables global attention: a pure MPNN layer).
+        local: ``"gine"``, ``"gin"`` or ``"none"``.
+        dropout: dropout on the residual branches.
+        attn_dropout: dropout on attention probabilities.
+        ffn_ratio: FFN hidden width as a multiple of ``dim`` (2 in GraphGPS).
+    """
+
+    def __init__(self, dim: int, num_heads: int, local: str = "gine", dropout: float = 0.0,
+                 attn_dropout: float = 0.0, ffn_ratio: int = 2) -> None:
+        super().__init__()
+        self.local_kind = local
+        self.local = _local_mpnn(local, dim)
+        self.norm_local = nn.BatchNorm1d(dim) if self.local is not None else None
+        self.attention = MultiHeadSelfAttention(dim, num_heads, attn_dropout) if num_heads else None
+        self.norm_attn = nn.BatchNorm1d(dim) if self.attention is not None else None
+        self.drop = nn.Dropout(dropout)
+        self.ffn = FeedForward(dim, ffn_ratio * dim, dropout, activation="relu")
+        self.norm_out = nn.BatchNorm1d(dim)
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def forward(self, x: Tensor, ctx: GraphContext) -> Tensor:
+        h = 0
+        if self.local is not None:
+            local = (self.local(x, ctx.edge_index, ctx.edge_attr) if self.local_kind == "gine"
+                     else self.local(x, ctx.edge_index))
+            h = h + self.norm_local(x + self.drop(local))
+        if self.attention is not None:
+            attended = ctx.seq.to_flat(self.attention(ctx.seq.to_dense(x), ctx.attn_mask))
+            h = h + self.norm_attn(x + self.drop(attended))
+        return self.norm_out(h + self.ffn(h))
+
+
+def _local_mpnn(kind: str, dim: int) -> nn.Module | None:
+    if kind == "none":
+        return None
+    mlp = FeedForward(dim, dim, activation="relu")  # GIN's MLP; prunable like any FFN
+    if kind == "gine":
+        return GINEConv(mlp, train_eps=True)
+    if kind == "gin":
+        return GINConv(mlp, train_eps=True)
+    raise GtspError(f"unknown local MPNN {kind!r}: choose gine, gin or none")
+
+
+class GPS(GraphTransformer):
+    """GraphGPS for graph-level prediction.
+
+    Args:
+        info: the dataset's shape and task.
+        hidden: node width ``C``.
+        layers: number of GPS layers.
+        heads: attention heads per layer.
+        dropout, attn_dropout: residual-branch and attention-probability dropout.
+        local: local MPNN (``"gine"`` uses edge features; falls back to GIN when the data has none).
+        pool: ``"sum"`` or ``"mean"`` graph pooling.
+        rwse_steps: random-walk structural encoding length (0 to disable).
+        ffn_ratio: FFN hidden width as a multiple of ``hidden``.
+    """
+
+    name = "gps"
+
+    def __init__(self, info: DatasetInfo, hidden: int = 64, layers: int = 4, heads: int = 4,
+                 dropout: float = 0.0, attn_dropout: float = 0.5, local: str = "gine",
+                 pool: str = "sum", rwse_steps: int = 20, ffn_ratio: int = 2) -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise GtspError(f"unknown pooling {pool!r}: choose sum or mean")
+        if local == "gine" and info.num_edge_features == 0:
+            local = "gin"
+        self.node_encoder = NodeEncoder(info, hidden, rwse_steps)
+        self.edge_encoder = edge_encoder(info, hidden) if local == "gine" else None
+        self.layers = nn.ModuleList(
+            GPSLayer(hidden, heads, local, dropout, attn_dropout, ffn_ratio) for _ in range(layers))
+        self.pool = POOLS[pool]
+        self.head = FeedForward(hidden, hidden, activation="relu", out_dim=info.num_outputs)
+
+    def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
+        edge_attr = self.edge_encoder(data.edge_attr) if self.edge_encoder is not None else None
+        ctx = GraphContext(batch=data.batch, num_graphs=data.num_graphs, edge_index=data.edge_index,
+                           edge_attr=edge_attr, seq=Sequences.from_batch(data.batch, data.num_graphs))
+        return self.node_encoder(data), ctx
+
+    def readout(self, x: Tensor, ctx: GraphContext) -> Tensor:
+        return self.head(self.pool(x, ctx.batch, size=ctx.num_graphs))

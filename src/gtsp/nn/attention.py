@@ -1,0 +1,131 @@
+"""Multi-head self-attention over per-graph token sequences.
+
+Computes ``softmax(Q K^T / sqrt(d) + bias) V`` per head (Vaswani et al. 2017) with
+:func:`torch.nn.functional.scaled_dot_product_attention`. It is the one
+attention module of gtsp: GraphGPS, GraphTrans and Graphormer all use it, so
+every sparsifier written against it (GTSP, Liu et al. 2024) applies to all three.
+
+What sparsifiers see and change:
+- ``num_heads`` / ``head_dim`` and the fused ``qkv`` and ``out`` projections
+  (rows of ``qkv`` are ordered ``[3, heads, head_dim]``);
+- ``head_gate``: a ``[heads]`` buffer multiplied into each head's output;
+- ``head_scores``: when ``record_head_scores`` is on, each backward pass adds
+  ``|<head output, dL/d gated head output>|`` per graph (Michel et al. 2019),
+  the gradient of the loss with respect to the gate, even where the gate is 0;
+- ``token_selector``: an optional module ``(x, mask) -> (index, mask, gate)``
+  that picks the tokens taking part in attention; only those are gathered into
+  a shorter sequence, so the attention really costs less;
+- :meth:`prune_heads` slices the projections down to the kept heads.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gtsp.errors import GtspError
+from gtsp.nn.slicing import slice_linear
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention with an additive per-head bias and a key padding mask.
+
+    Args:
+        dim: token width ``C``.
+        num_heads: number of heads; must divide ``dim``.
+        dropout: dropout on the attention probabilities.
+        head_dim: width of one head; defaults to ``dim // num_heads`` (differs after head pruning).
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, head_dim: int | None = None) -> None:
+        super().__init__()
+        if head_dim is None:
+            if num_heads <= 0 or dim % num_heads:
+                raise GtspError(f"{num_heads} attention heads do not divide the hidden size {dim}: "
+                                "choose --heads that divides --hidden")
+            head_dim = dim // num_heads
+        self.dim, self.num_heads, self.head_dim, self.dropout = dim, num_heads, head_dim, dropout
+        self.qkv = nn.Linear(dim, 3 * num_heads * head_dim)
+        self.out = nn.Linear(num_heads * head_dim, dim)
+        self.register_buffer("head_gate", torch.ones(num_heads))
+        self.register_buffer("head_scores", torch.zeros(num_heads))
+        self.record_head_scores = False
+        self.token_selector: nn.Module | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.qkv.weight)
+        nn.init.zeros_(self.qkv.bias)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+        """Attend within each sequence.
+
+        Args:
+            x: ``[B, L, C]`` tokens.
+            mask: ``[B, L]`` True at real tokens; None when no slot is padding.
+            bias: ``[B, H, L, L]`` additive logits per head (e.g. Graphormer's spatial encoding).
+        Returns:
+            ``[B, L, C]``; tokens the selector dropped get zeros (their residual path keeps them).
+        """
+        if self.token_selector is None:
+            return self._attend(x, mask, bias)
+        index, kept_mask, gate = self.token_selector(x, mask)
+        rows = index.unsqueeze(-1).expand(-1, -1, x.size(-1))
+        kept_bias = None if bias is None else gather_pairs(bias, index)
+        kept = self._attend(x.gather(1, rows), kept_mask, kept_bias) * gate.unsqueeze(-1)
+        return torch.zeros_like(x).scatter(1, rows, kept)
+
+    def _attend(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
+        batch, length, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attn_mask = _attention_mask(mask, bias, q.dtype)
+        heads = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        gated = heads * self.head_gate.view(1, -1, 1, 1)
+        if self.record_head_scores and gated.requires_grad:
+            gated.register_hook(self._score_hook(heads.detach()))
+        return self.out(gated.transpose(1, 2).reshape(batch, length, -1))
+
+    def _score_hook(self, heads: Tensor):
+        def accumulate(grad: Tensor) -> None:
+            per_graph = (heads * grad).sum(dim=(2, 3))  # dL/d gate, one value per graph and head
+            self.head_scores.add_(per_graph.abs().sum(0))
+        return accumulate
+
+    @torch.no_grad()
+    def prune_heads(self, keep: Tensor) -> None:
+        """Keep only the heads in ``keep`` (indices), slicing q/k/v rows and ``out`` columns."""
+        keep = torch.as_tensor(keep, dtype=torch.long).sort().values
+        if keep.numel() == 0:
+            raise GtspError("pruning would remove every attention head of a layer: lower the head ratio")
+        cols = (keep.unsqueeze(1) * self.head_dim + torch.arange(self.head_dim)).flatten()
+        rows = torch.cat([cols + part * self.num_heads * self.head_dim for part in range(3)])
+        self.qkv = slice_linear(self.qkv, rows=rows)
+        self.out = slice_linear(self.out, cols=cols)
+        # Fold the (0/1 or soft) gate into ``out`` so the pruned module computes what the gated one did.
+        gate = self.head_gate[keep].repeat_interleave(self.head_dim)
+        self.out.weight.mul_(gate.unsqueeze(0))
+        self.num_heads = keep.numel()
+        self.head_gate = torch.ones(self.num_heads, device=gate.device)
+        self.head_scores = torch.zeros(self.num_heads, device=gate.device)
+
+
+def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """Combine a key padding mask and an additive bias into one SDPA mask (None when neither applies)."""
+    if bias is None:
+        return None if mask is None else mask[:, None, None, :]
+    bias = bias.to(dtype)
+    if mask is not None:
+        bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
+    return bias
+
+
+def gather_pairs(bias: Tensor, index: Tensor) -> Tensor:
+    """``bias[b, h, index[b, i], index[b, j]]``: the ``[B, H, K, K]`` block of kept token pairs."""
+    heads, length = bias.size(1), bias.size(2)
+    rows = index[:, None, :, None].expand(-1, heads, -1, length)
+    bias = bias.gather(2, rows)
+    cols = index[:, None, None, :].expand(-1, heads, index.size(1), -1)
+    return bias.gather(3, cols)

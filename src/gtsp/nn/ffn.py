@@ -1,0 +1,60 @@
+"""Position-wise feed-forward block (also the MLP inside GIN): ``Linear(C, hidden) -> activation -> dropout -> Linear(hidden, C)``.
+
+Shared by the transformer layers of every backbone. :meth:`FeedForward.prune_neurons`
+keeps a subset of hidden neurons, which is what structured weight pruning
+compacts into (a narrower dense layer that really runs faster).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gtsp.errors import GtspError
+from gtsp.nn.slicing import slice_linear
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class FeedForward(nn.Module):
+    """Two-layer MLP applied to every token.
+
+    Args:
+        dim: input and output width.
+        hidden: hidden width (``2 * dim`` in GraphGPS, ``4 * dim`` in most transformers).
+        dropout: dropout after the activation and after the second layer.
+        activation: ``"gelu"`` (transformers) or ``"relu"`` (GraphGPS, GIN).
+        out_dim: output width; defaults to ``dim``.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, activation: str = "gelu",
+                 out_dim: int | None = None) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise GtspError(f"unknown activation {activation!r}: choose one of {sorted(ACTIVATIONS)}")
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = ACTIVATIONS[activation]()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+        self.drop = nn.Dropout(dropout)
+        self.register_buffer("neuron_gate", torch.ones(hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.fc1.reset_parameters()
+        self.fc2.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.drop(self.act(self.fc1(x)) * self.neuron_gate)
+        return self.drop(self.fc2(hidden))
+
+    @torch.no_grad()
+    def prune_neurons(self, keep: Tensor) -> None:
+        """Keep only the hidden neurons in ``keep`` (indices), folding the gate into ``fc2``."""
+        keep = torch.as_tensor(keep, dtype=torch.long).sort().values
+        if keep.numel() == 0:
+            raise GtspError("pruning would remove every neuron of a feed-forward block: lower the ratio")
+        gate = self.neuron_gate[keep]
+        self.fc1 = slice_linear(self.fc1, rows=keep)
+        self.fc2 = slice_linear(self.fc2, cols=keep)
+        self.fc2.weight.mul_(gate.unsqueeze(0))
+        self.neuron_gate = torch.ones(keep.numel(), device=gate.device)

@@ -1,0 +1,42 @@
+"""Pre-LayerNorm transformer encoder layer on per-graph token sequences.
+
+``x = x + Dropout(Attention(LN(x), mask, bias)); x = x + FFN(LN(x))``, the
+placement used by Graphormer (Ying et al. 2021) and by GraphTrans's encoder
+(Wu et al. 2021). It runs on dense ``[B, L, C]`` sequences so a backbone converts
+nodes to tokens once and keeps them there across layers.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.ffn import FeedForward
+
+
+class TransformerLayer(nn.Module):
+    """One pre-LN transformer layer.
+
+    Args:
+        dim: token width.
+        num_heads: attention heads.
+        ffn_hidden: hidden width of the feed-forward block.
+        dropout: dropout on the residual branches.
+        attn_dropout: dropout on attention probabilities.
+    """
+
+    def __init__(self, dim: int, num_heads: int, ffn_hidden: int, dropout: float = 0.0,
+                 attn_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = MultiHeadSelfAttention(dim, num_heads, attn_dropout)
+        self.drop = nn.Dropout(dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, ffn_hidden, dropout)
+
+    def reset_parameters(self) -> None:
+        for module in (self.norm1, self.attention, self.norm2, self.ffn):
+            module.reset_parameters()
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+        x = x + self.drop(self.attention(self.norm1(x), mask, bias))
+        return x + self.ffn(self.norm2(x))
