@@ -1,0 +1,86 @@
+"""Dataset names -> loaded, split graphs.
+
+``ogbg-*`` names and datasets made by ``gtsp data build-mol`` go through OGB's own
+loader, split and evaluator (:mod:`gtsp.data.ogb_mol`); every other name is a TU
+dataset (:mod:`gtsp.data.tu`), split by :func:`gtsp.data.splits.stratified_split`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch_geometric.data import Data
+
+from gtsp.data.info import DatasetInfo
+from gtsp.data.paths import cache_root as resolve_cache
+from gtsp.data.paths import data_root as resolve_data
+from gtsp.data.splits import stratified_split
+from gtsp.data.transforms import pre_transform_for
+from gtsp.data.tu import load_tu, local_raw_dir
+from gtsp.errors import GtspError
+
+# TU names known to work here; any other TU name is tried through PyG's download.
+KNOWN_TU = ("MUTAG", "NCI1", "IMDB-BINARY", "PROTEINS", "DD", "NCI109", "IMDB-MULTI", "REDDIT-BINARY")
+
+
+@dataclass
+class GraphDataset:
+    """A dataset ready for training: graphs per split, its info, and OGB's evaluator when it has one."""
+
+    info: DatasetInfo
+    train: list[Data]
+    valid: list[Data]
+    test: list[Data]
+    evaluator: Any = None
+    split: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def load_dataset(name: str, *, data_root: str | None = None, cache_root: str | None = None,
+                 features: Sequence[str] = (), seed: int = 0, folds: int = 0, fold: int = 0) -> GraphDataset:
+    """Load ``name`` with the precomputed ``features`` (e.g. ``("rwse",)``) and its split."""
+    root, cache = resolve_data(data_root), resolve_cache(cache_root)
+    pre_transform, tag = pre_transform_for(features)
+    if _is_molecular(name, cache):
+        from gtsp.data.ogb_mol import load_mol_dataset  # imports RDKit: only when needed
+
+        dataset, split, evaluator = load_mol_dataset(name, data_root=root, cache_root=cache,
+                                                     pre_transform=pre_transform, transform_tag=tag)
+        return _from_ogb(name, dataset, split, evaluator)
+    if name not in KNOWN_TU and local_raw_dir(name, root) is None and not _looks_like_tu(name):
+        raise GtspError(f"unknown dataset {name!r}: known are {', '.join(KNOWN_TU)}, any ogbg-mol* "
+                        "OGB dataset, or a name made by 'gtsp data build-mol'")
+    graphs, info = load_tu(name, root, cache, pre_transform, tag)
+    labels = np.array([int(g.y) for g in graphs])
+    split = stratified_split(labels, seed, folds, fold)
+    return GraphDataset(info, *(_take(graphs, split[k]) for k in ("train", "valid", "test")), split=split)
+
+
+def _is_molecular(name: str, cache) -> bool:
+    return name.startswith("ogbg-") or (cache / "custom" / name / "meta.json").is_file()
+
+
+def _looks_like_tu(name: str) -> bool:
+    """TU names are upper case with digits and dashes (NCI1, IMDB-BINARY, COLLAB...)."""
+    return name.replace("-", "").replace("_", "").isalnum() and name.upper() == name
+
+
+def _take(graphs: list[Data], index: np.ndarray) -> list[Data]:
+    return [graphs[i] for i in index]
+
+
+def _from_ogb(name: str, dataset, split: dict, evaluator) -> GraphDataset:
+    graphs = [dataset[i] for i in range(len(dataset))]
+    task_type = dataset.task_type
+    if "classification" in task_type:
+        task, metric = "binary", evaluator.eval_metric
+    else:
+        task, metric = "regression", evaluator.eval_metric
+    info = DatasetInfo(name=name, num_node_features=graphs[0].x.size(-1),
+                       num_edge_features=graphs[0].edge_attr.size(-1) if graphs[0].edge_attr is not None else 0,
+                       molecular=True, task=task, num_outputs=dataset.num_tasks, metric=metric,
+                       higher_is_better=metric not in ("rmse", "mae"))
+    split = {k: np.asarray(v) for k, v in split.items()}
+    return GraphDataset(info, *(_take(graphs, split[k]) for k in ("train", "valid", "test")),
+                        evaluator=evaluator, split=split)
