@@ -38,6 +38,11 @@ class GraphTransformer(nn.Module):
     layers: nn.ModuleList
     name: str = ""
 
+    @classmethod
+    def required_features(cls, hparams: dict) -> tuple[str, ...]:
+        """Precomputed encodings (names in :data:`gtsp.data.transforms.FEATURES`) this backbone needs."""
+        return ()
+
     def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
         raise NotImplementedError
 

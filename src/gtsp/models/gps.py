@@ -112,6 +112,10 @@ class GPS(GraphTransformer):
         self.pool = POOLS[pool]
         self.head = FeedForward(hidden, hidden, activation="relu", out_dim=info.num_outputs)
 
+    @classmethod
+    def required_features(cls, hparams: dict) -> tuple[str, ...]:
+        return ("rwse",) if hparams.get("rwse_steps", 20) else ()
+
     def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
         edge_attr = self.edge_encoder(data.edge_attr) if self.edge_encoder is not None else None
         ctx = GraphContext(batch=data.batch, num_graphs=data.num_graphs, edge_index=data.edge_index,

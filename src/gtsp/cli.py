@@ -1,0 +1,149 @@
+"""The ``gtsp`` command: parse, validate, call the library. Nothing else lives here.
+
+Errors the user can fix (:class:`gtsp.errors.GtspError`) print one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from gtsp.config import RunConfig, load_yaml, merge
+from gtsp.errors import GtspError
+
+# CLI flag -> key inside RunConfig.model_args
+MODEL_FLAGS = {"hidden": int, "layers": int, "heads": int, "dropout": float, "attn_dropout": float}
+
+
+def _parse_pairs(text: str, kind: str) -> dict[str, str]:
+    """``"a=1,b=2"`` -> ``{"a": "1", "b": "2"}``."""
+    pairs = {}
+    for item in filter(None, text.split(",")):
+        if "=" not in item:
+            raise GtspError(f"{kind} entry {item!r} is not key=value: write e.g. {kind} token=0.5,head=0.5")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a graph transformer and write results.json",
+                       description="Train a backbone on a dataset; flags override --config.")
+    p.add_argument("--config", help="YAML file with any RunConfig field (flags override it)")
+    p.add_argument("--model", help="backbone: gps, graphtrans or graphormer (default gps)")
+    p.add_argument("--dataset", help="TU name (MUTAG, NCI1, IMDB-BINARY, ...), ogbg-mol* name, or a "
+                                     "dataset made by 'gtsp data build-mol' (default MUTAG, shipped)")
+    p.add_argument("--data-root", help="folder with original data files (default $GTSP_DATA)")
+    p.add_argument("--cache-root", help="writable folder for processed data (default $GTSP_CACHE or ~/.cache/gtsp)")
+    p.add_argument("--out", help="run folder for checkpoint, metrics.jsonl, results.json (default runs/latest)")
+    p.add_argument("--seed", type=int, help="random seed for split, init and batches (default 0)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 50)")
+    p.add_argument("--batch-size", type=int, help="graphs per batch (default 128)")
+    p.add_argument("--lr", type=float, help="peak AdamW learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
+    p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before cosine decay (default 5)")
+    p.add_argument("--grad-clip", type=float, help="gradient-norm clip, 0 = off (default 5)")
+    p.add_argument("--no-bucket", dest="bucket", action="store_const", const=False,
+                   help="plain shuffled batches instead of size-bucketed ones")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    p.add_argument("--folds", type=int, help="TU datasets: K-fold cross-validation instead of 80/10/10")
+    p.add_argument("--fold", type=int, help="which fold is the test set (0..K-1)")
+    p.add_argument("--resume", action="store_const", const=True, help="continue from --out/checkpoint.pt")
+    for flag, kind in MODEL_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag,
+                       help=f"model {flag.replace('_', ' ')} (backbone default)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other backbone hyper-parameter, e.g. --model-arg local=gin (repeatable)")
+    p.add_argument("--prune", help="sparsity per dimension, fraction REMOVED: e.g. token=0.5,head=0.5,"
+                                   "layer=0.25,weight=0.5,neuron=0.5")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _data_parser(sub) -> None:
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    b = dsub.add_parser("build-mol", help="turn a SMILES CSV into a dataset gtsp can train on",
+                        description="Featurise a SMILES table with OGB's smiles2graph and store it in OGB's "
+                                    "layout under <cache>/custom/NAME; train with --dataset NAME.")
+    b.add_argument("--csv", required=True, help="CSV file with a SMILES column and label columns")
+    b.add_argument("--smiles-col", default="smiles", help="SMILES column (default smiles)")
+    b.add_argument("--label-cols", required=True, help="comma-separated label columns (empty cells = missing)")
+    b.add_argument("--name", required=True, help="dataset name to train with")
+    b.add_argument("--split", choices=["scaffold", "random"], default="scaffold", help="split (default scaffold)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    b.add_argument("--cache-root", help="writable folder (default $GTSP_CACHE or ~/.cache/gtsp)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gtsp", description="Train graph transformers (GraphGPS, GraphTrans, "
+                                     "Graphormer) and sparsify them into smaller, faster models (GTSP).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _data_parser(sub)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults < YAML file < flags given on the command line."""
+    cfg = RunConfig()
+    if args.config:
+        cfg = merge(cfg, load_yaml(args.config))
+    flags = {k: v for k, v in vars(args).items()
+             if v is not None and k in RunConfig.__dataclass_fields__ and k not in ("model_args", "prune")}
+    model_args = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+    for item in args.model_arg:
+        model_args.update({k: _yaml_value(v) for k, v in _parse_pairs(item, "--model-arg").items()})
+    overrides = {**flags, "model_args": model_args}
+    if args.prune:
+        overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
+    return merge(cfg, overrides)
+
+
+def _ratio(key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise GtspError(f"--prune {key}={value} is not a number: give a fraction in [0, 1)") from None
+
+
+def _cmd_train(args) -> None:
+    from gtsp.train.run import run
+
+    run(config_from_args(args), progress=not args.quiet)
+
+
+def _cmd_data(args) -> None:
+    from gtsp.data.ogb_mol import build_custom
+
+    labels = [c.strip() for c in args.label_cols.split(",") if c.strip()]
+    path = build_custom(args.csv, smiles_col=args.smiles_col, label_cols=labels, name=args.name,
+                        cache_root=args.cache_root, split=args.split, seed=args.seed)
+    print(f"built {args.name} at {path}: train with  gtsp train --dataset {args.name}")
+
+
+COMMANDS = {"train": _cmd_train, "data": _cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GtspError as err:
+        print(f"gtsp: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gtsp: interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``results.json``: the stable record of a run, and the table printed at its end.
+
+Keys (a contract that scripts parse; more may be added, none removed):
+``dataset, model, seed, epochs, config, metric{name, higher_is_better, val, test},
+params{dense, nonzero}, flops_per_graph{dense, flop_counter}, throughput_graphs_per_s,
+train_seconds``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gtsp.accounting.flops import analytic_flops_per_graph, flop_counter_per_graph
+from gtsp.accounting.latency import measure_throughput
+from gtsp.accounting.params import count_params
+
+FLOP_SAMPLE = 1000  # graphs of the test split counted one by one (evenly spaced when larger)
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def accounting(model: torch.nn.Module, test_graphs: list, test_batches: list, device) -> dict[str, Any]:
+    """Parameters, FLOPs per graph (analytic and FlopCounterMode) and measured throughput."""
+    flops = analytic_flops_per_graph(model, test_graphs, FLOP_SAMPLE, device)
+    flops["flop_counter"] = flop_counter_per_graph(model, test_graphs, FLOP_SAMPLE, device)
+    speed = measure_throughput(model, test_batches, device=device)
+    return {"params": count_params(model), "flops_per_graph": flops,
+            "throughput_graphs_per_s": speed["graphs_per_s"], "latency": speed}
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2, default=float) + "\n")
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """A small human-readable summary of ``results``."""
+    metric = results["metric"]
+    rows = [
+        ("dataset", results["dataset"]), ("model", results["model"]), ("seed", results["seed"]),
+        ("epochs (best)", f"{results['epochs']} ({results['best_epoch']})"),
+        (f"val {metric['name']}", f"{metric['val']:.4f}"), (f"test {metric['name']}", f"{metric['test']:.4f}"),
+        ("parameters", f"{results['params']['dense']:,}"),
+        ("FLOPs/graph (analytic)", f"{results['flops_per_graph']['dense'] / 1e6:.2f} M"),
+        ("FLOPs/graph (FlopCounterMode)", f"{results['flops_per_graph']['flop_counter'] / 1e6:.2f} M"),
+        ("inference", f"{results['throughput_graphs_per_s']:,.0f} graphs/s"),
+        ("train time", f"{results['train_seconds']:.1f} s ({results['epoch_seconds_mean']:.2f} s/epoch)"),
+    ]
+    for key, value in results.get("extra_rows", []):
+        rows.append((key, value))
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 24)
+    return "\n".join([line] + [f"{k:<{width}}  {v}" for k, v in rows] + [line])

@@ -1,0 +1,63 @@
+"""One training run from a :class:`gtsp.config.RunConfig` to ``results.json``.
+
+load data -> build model -> (attach sparsifier) -> train -> account -> write results.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gtsp.config import RunConfig
+from gtsp.data.registry import load_dataset
+from gtsp.errors import GtspError
+from gtsp.models import MODELS, build_model
+from gtsp.train.results import accounting, machine, results_table, write_results
+from gtsp.train.trainer import Trainer, seed_everything
+
+log = logging.getLogger("gtsp.train")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GtspError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
+    return torch.device(name)
+
+
+def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Train as ``cfg`` says and return (and write) the results record."""
+    cfg.validate()
+    if cfg.model not in MODELS:
+        raise GtspError(f"unknown model {cfg.model!r}: choose one of {', '.join(sorted(MODELS))}")
+    device = resolve_device(cfg.device)
+    features = MODELS[cfg.model].required_features(cfg.model_args)
+    data = load_dataset(cfg.dataset, data_root=cfg.data_root, cache_root=cfg.cache_root, features=features,
+                        seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, data.info, **cfg.model_args)
+    out = Path(cfg.out)
+    trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                      weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
+                      seed=cfg.seed, bucket=cfg.bucket, device=device, progress=progress)
+    fit = trainer.fit(resume=cfg.resume)
+    results = {
+        "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
+        "config": cfg.to_dict(), "dataset_info": data.info.to_dict(),
+        "split_sizes": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+        "metric": {"name": data.info.metric, "higher_is_better": data.info.higher_is_better,
+                   "val": fit.val, "test": fit.test},
+        "best_epoch": fit.best_epoch, "train_seconds": fit.train_seconds,
+        "epoch_seconds_mean": statistics.fmean(fit.epoch_seconds),
+        **accounting(model, data.test, trainer.test_batches[0], device),
+        "machine": machine(), "device": str(device),
+    }
+    write_results(out / "results.json", results)
+    torch.save(model.cpu(), out / "model.pt")
+    print(results_table(results))
+    return results

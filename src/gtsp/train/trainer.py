@@ -1,0 +1,219 @@
+"""The training loop: seeded, checkpointed every epoch, resumable, NaN-guarded.
+
+The trainer knows nothing of pruning beyond calling an optional ``hooks`` object
+(a sparsifier) with this protocol, every method optional:
+
+- ``extra_loss() -> Tensor | None``: added to the task loss;
+- ``on_step(step)``: after each optimiser step (mask updates, schedules);
+- ``on_epoch_end(epoch)``;
+- ``selectable(epoch) -> bool``: whether this epoch may be chosen as the best model
+  (e.g. not before the final sparsity is reached);
+- ``state_dict()`` / ``load_state_dict(state)``: saved in the checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gtsp.data.batching import eval_batches, train_loader
+from gtsp.data.registry import GraphDataset
+from gtsp.errors import GtspError
+from gtsp.train.metrics import predictions, score, task_loss
+from gtsp.train.schedule import warmup_cosine
+
+log = logging.getLogger("gtsp.train")
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class FitResult:
+    """What a finished run learned: the best epoch and its validation and test metric."""
+
+    best_epoch: int
+    val: float
+    test: float
+    train_seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` with AdamW, warm-up + cosine schedule, model selection on validation.
+
+    Args:
+        model: a backbone from :mod:`gtsp.models`.
+        data: the loaded dataset.
+        out: run folder (checkpoint, ``metrics.jsonl``).
+        epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed, bucket: the usual.
+        device: ``torch.device`` to train on.
+        hooks: optional sparsifier following the protocol in the module docstring.
+        progress: show a progress bar.
+    """
+
+    def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
+                 lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
+                 bucket: bool = True, device: torch.device = torch.device("cpu"), hooks: Any = None,
+                 progress: bool = True) -> None:
+        self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
+        self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
+        self.loader = train_loader(data.train, batch_size, seed, bucket)
+        self.valid_batches = eval_batches(data.valid, batch_size)
+        self.test_batches = eval_batches(data.test, batch_size)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps = epochs * len(self.loader)
+        self.scheduler = warmup_cosine(self.optimizer, warmup_epochs * len(self.loader), steps)
+        self.state = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val": None, "best_test": None,
+                      "train_seconds": 0.0, "epoch_seconds": [], "history": []}
+        self.best_model_state: dict | None = None
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write the whole training state atomically (a crash mid-write keeps the previous one)."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "trainer": self.state,
+                 "best_model": self.best_model_state, "rng": _rng_state(),
+                 "hooks": self._hook("state_dict")}
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / CHECKPOINT)
+
+    def load_checkpoint(self) -> bool:
+        """Restore from ``out/checkpoint.pt``; False when there is none."""
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["hooks"] is not None:
+            self._hook("load_state_dict", state["hooks"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.state, self.best_model_state = state["trainer"], state["best_model"]
+        _set_rng_state(state["rng"])
+        log.info("resumed from %s after epoch %d", path, self.state["epoch"])
+        return True
+
+    # ---- loop --------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> FitResult:
+        if resume and not self.load_checkpoint():
+            log.warning("--resume: no checkpoint in %s, starting from scratch", self.out)
+        bar = tqdm(total=self.epochs, initial=self.state["epoch"], desc="train", unit="epoch",
+                   disable=not self.progress, dynamic_ncols=True)
+        with bar, open(self.out / "metrics.jsonl", "a") as metrics_file:
+            for epoch in range(self.state["epoch"] + 1, self.epochs + 1):
+                record = self._run_epoch(epoch)
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                bar.write(json.dumps(record))
+                bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val']:.4f}")
+                bar.update(1)
+        if self.best_model_state is not None:
+            self.model.load_state_dict(self.best_model_state)
+        s = self.state
+        return FitResult(s["best_epoch"], s["best_val"], s["best_test"], s["train_seconds"],
+                         s["epoch_seconds"], s["history"])
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        loss = self._train_one_epoch(epoch)
+        seconds = time.perf_counter() - start
+        val, test = self.evaluate(self.valid_batches), self.evaluate(self.test_batches)
+        self._hook("on_epoch_end", epoch)
+        s = self.state
+        if self._is_better(val) and self._hook("selectable", epoch) is not False:
+            s["best_epoch"], s["best_val"], s["best_test"] = epoch, val, test
+            self.best_model_state = copy.deepcopy(self.model.state_dict())
+        s["epoch"], s["train_seconds"] = epoch, s["train_seconds"] + seconds
+        s["epoch_seconds"].append(seconds)
+        record = {"epoch": epoch, "loss": loss, "val": val, "test": test, "lr": self.scheduler.get_last_lr()[0],
+                  "epoch_seconds": round(seconds, 3), "best_epoch": s["best_epoch"]}
+        s["history"].append(record)
+        self.save_checkpoint()
+        return record
+
+    def _train_one_epoch(self, epoch: int) -> float:
+        self.model.train()
+        self.loader.batch_sampler.set_epoch(epoch)
+        total, graphs = 0.0, 0
+        for batch in self.loader:
+            batch = batch.to(self.device)
+            loss = task_loss(self.data.info, self.model(batch), batch.y)
+            extra = self._hook("extra_loss")
+            if extra is not None:
+                loss = loss + extra
+            if not torch.isfinite(loss):
+                raise GtspError(f"the loss became {loss.item()} at epoch {epoch}, step {self.state['step']}: "
+                                f"lower --lr or raise --grad-clip; the last good checkpoint is "
+                                f"{self.out / CHECKPOINT} (resume with --resume)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.state["step"] += 1
+            self._hook("on_step", self.state["step"])
+            total += loss.item() * batch.num_graphs
+            graphs += batch.num_graphs
+        return total / graphs
+
+    @torch.no_grad()
+    def evaluate(self, batches_and_order) -> float:
+        """The dataset's metric of the current model over pre-collated ``(batches, order)``."""
+        logits, labels = self.predict(batches_and_order)
+        return score(self.data.info, labels, predictions(self.data.info, logits), self.data.evaluator)
+
+    @torch.no_grad()
+    def predict(self, batches_and_order) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels in the split's original order."""
+        batches, order = batches_and_order
+        self.model.eval()
+        logits = torch.cat([self.model(b.to(self.device)).float().cpu() for b in batches])
+        labels = torch.cat([b.y.cpu() for b in batches])
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel())
+        return logits[inverse], labels[inverse]
+
+    def _is_better(self, val: float) -> bool:
+        best = self.state["best_val"]
+        if best is None:
+            return True
+        return val > best if self.data.info.higher_is_better else val < best
+
+    def _hook(self, name: str, *args):
+        method = getattr(self.hooks, name, None) if self.hooks is not None else None
+        return method(*args) if method is not None else None
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
