@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from torch_geometric.transforms import AddRandomWalkPE, Compose
 
+from gtsp.data.shortest_paths import ShortestPaths
 from gtsp.errors import GtspError
 
 RWSE_STEPS = 20
@@ -18,6 +19,7 @@ RWSE_STEPS = 20
 # name -> factory of a pre_transform
 FEATURES: dict[str, Callable[[], Callable]] = {
     "rwse": lambda: AddRandomWalkPE(walk_length=RWSE_STEPS, attr_name="rwse"),
+    "spd": ShortestPaths,  # all-pairs hop distances + next-hop edges (Graphormer)
 }
 
 

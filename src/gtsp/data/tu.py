@@ -21,6 +21,7 @@ from torch_geometric.utils import degree
 
 from gtsp.data.info import DatasetInfo
 from gtsp.data.paths import EMBEDDED_ROOT
+from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
 
 log = logging.getLogger("gtsp.data")
@@ -36,6 +37,20 @@ class _CachedTU(TUDataset):
     @property
     def processed_dir(self) -> str:
         return os.path.join(self.root, self.name, f"processed_{self.tag}")
+
+    def download(self) -> None:
+        try:
+            super().download()
+        except Exception as err:  # fsspec/aiohttp raise many types; all mean "not downloadable here"
+            raise _DownloadFailed(str(err) or type(err).__name__) from err
+
+    def process(self) -> None:
+        with single_thread():  # thousands of tiny per-graph ops: threads only add contention
+            super().process()
+
+
+class _DownloadFailed(Exception):
+    pass
 
 
 def local_raw_dir(name: str, data_root: Path | None) -> Path | None:
@@ -57,7 +72,7 @@ def load_tu(name: str, data_root: Path | None, cache: Path, pre_transform: Calla
         _link_raw_files(source, raw)
     try:
         dataset = _CachedTU(str(root), name, tag, pre_transform)
-    except (OSError, RuntimeError) as err:  # urllib/requests errors derive from OSError
+    except _DownloadFailed as err:
         expected = (data_root or Path("$GTSP_DATA")) / "TUDataset" / name / "raw" / f"{name}_A.txt"
         raise GtspError(f"TU dataset {name} is not available locally and its download failed ({err}): "
                         f"put its raw files at {expected} or pass --data-root") from None

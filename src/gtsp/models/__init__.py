@@ -5,8 +5,10 @@ from gtsp.data.info import DatasetInfo
 from gtsp.errors import GtspError
 from gtsp.models.base import GraphContext, GraphTransformer
 from gtsp.models.gps import GPS
+from gtsp.models.graphormer import Graphormer
+from gtsp.models.graphtrans import GraphTrans
 
-MODELS: dict[str, type[GraphTransformer]] = {"gps": GPS}
+MODELS: dict[str, type[GraphTransformer]] = {"gps": GPS, "graphtrans": GraphTrans, "graphormer": Graphormer}
 
 
 def build_model(name: str, info: DatasetInfo, **hparams) -> GraphTransformer:

@@ -37,11 +37,13 @@ class GraphTransformer(nn.Module):
 
     layers: nn.ModuleList
     name: str = ""
+    # Precomputed encodings every model of this backbone reads, whatever its hyper-parameters.
+    features: tuple[str, ...] = ()
 
     @classmethod
     def required_features(cls, hparams: dict) -> tuple[str, ...]:
         """Precomputed encodings (names in :data:`gtsp.data.transforms.FEATURES`) this backbone needs."""
-        return ()
+        return cls.features
 
     def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
         raise NotImplementedError
