@@ -1,6 +1,6 @@
 """The life cycle every GTSP sparsifier follows (the shape of ``torch.ao.pruning``).
 
-1. ``prepare(model)``: attach masks, gates, scorers or wrappers to the model's
+1. ``prepare(model)`` (and ``schedule(epochs, steps_per_epoch)``): attach masks, gates, scorers or wrappers to the model's
    shared blocks (:class:`gtsp.nn.attention.MultiHeadSelfAttention`,
    :class:`gtsp.nn.ffn.FeedForward`, ``model.layers``), never to a backbone's own code.
    Masks live beside the weights (buffers / parametrizations), never in them.
@@ -50,6 +50,10 @@ class Sparsifier:
     def prepare(self, model: nn.Module) -> nn.Module:
         self.model = model
         return model
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        """Told by the runner before training, so step-based schedules can be laid out in epochs."""
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
 
     def extra_loss(self) -> Tensor | None:
         return None
