@@ -56,8 +56,16 @@ def results_table(results: dict[str, Any]) -> str:
         ("inference", f"{results['throughput_graphs_per_s']:,.0f} graphs/s"),
         ("train time", f"{results['train_seconds']:.1f} s ({results['epoch_seconds_mean']:.2f} s/epoch)"),
     ]
-    for key, value in results.get("extra_rows", []):
-        rows.append((key, value))
+    if "speedup" in results:
+        sparsity = ", ".join(f"{k}={v:g}" for k, v in results["sparsity"].items() if v)
+        flops = results["flops_per_graph"]
+        rows += [("sparsity (removed)", sparsity),
+                 (f"test {metric['name']} (compacted)", f"{metric['test_compacted']:.4f}"),
+                 ("parameters compacted", f"{results['params']['compacted']:,} "
+                                          f"({results['params']['compacted_nonzero']:,} nonzero)"),
+                 ("FLOPs/graph pruned", f"{flops['pruned'] / 1e6:.2f} M (structural {flops['structural'] / 1e6:.2f} M)"),
+                 ("measured speed-up", f"{results['speedup']['measured']:.2f}x vs dense"),
+                 ("max |masked - compacted|", f"{results['compaction_max_abs_diff']:.2e}")]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 24)
     return "\n".join([line] + [f"{k:<{width}}  {v}" for k, v in rows] + [line])

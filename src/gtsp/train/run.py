@@ -5,6 +5,7 @@ load data -> build model -> (attach sparsifier) -> train -> account -> write res
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from gtsp.config import RunConfig
 from gtsp.data.registry import load_dataset
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
+from gtsp.sparsify import build_sparsifier, sparsity_record
+from gtsp.train.compaction import compaction_report
 from gtsp.train.results import accounting, machine, results_table, write_results
 from gtsp.train.trainer import Trainer, seed_everything
 
@@ -41,10 +44,14 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
                         seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.info, **cfg.model_args)
+    sparsifier = build_sparsifier(cfg.prune, cfg.prune_args, cfg.seed)
+    if sparsifier is not None:
+        model = sparsifier.prepare(model)
+        sparsifier.schedule(cfg.epochs, math.ceil(len(data.train) / cfg.batch_size))
     out = Path(cfg.out)
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
-                      seed=cfg.seed, bucket=cfg.bucket, device=device, progress=progress)
+                      seed=cfg.seed, bucket=cfg.bucket, device=device, hooks=sparsifier, progress=progress)
     fit = trainer.fit(resume=cfg.resume)
     results = {
         "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
@@ -54,9 +61,17 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
                    "val": fit.val, "test": fit.test},
         "best_epoch": fit.best_epoch, "train_seconds": fit.train_seconds,
         "epoch_seconds_mean": statistics.fmean(fit.epoch_seconds),
-        **accounting(model, data.test, trainer.test_batches[0], device),
+        "sparsity": sparsity_record(cfg.prune),
         "machine": machine(), "device": str(device),
     }
+    if sparsifier is None:
+        results.update(accounting(model, data.test, trainer.test_batches[0], device))
+    else:
+        dense = build_model(cfg.model, data.info, **cfg.model_args)
+        compacted, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device)
+        results["metric"]["test_compacted"] = report.pop("test_compacted")
+        results.update(report)
+        torch.save(compacted.cpu(), out / "compacted.pt")
     write_results(out / "results.json", results)
     torch.save(model.cpu(), out / "model.pt")
     print(results_table(results))

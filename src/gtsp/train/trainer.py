@@ -182,16 +182,9 @@ class Trainer:
         logits, labels = self.predict(batches_and_order)
         return score(self.data.info, labels, predictions(self.data.info, logits), self.data.evaluator)
 
-    @torch.no_grad()
     def predict(self, batches_and_order) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels in the split's original order."""
-        batches, order = batches_and_order
-        self.model.eval()
-        logits = torch.cat([self.model(b.to(self.device)).float().cpu() for b in batches])
-        labels = torch.cat([b.y.cpu() for b in batches])
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(order.numel())
-        return logits[inverse], labels[inverse]
+        return predict(self.model, batches_and_order, self.device)
 
     def _is_better(self, val: float) -> bool:
         best = self.state["best_val"]
@@ -202,6 +195,18 @@ class Trainer:
     def _hook(self, name: str, *args):
         method = getattr(self.hooks, name, None) if self.hooks is not None else None
         return method(*args) if method is not None else None
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches_and_order, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of ``model`` over pre-collated ``(batches, order)``, in the split's original order."""
+    batches, order = batches_and_order
+    model.eval()
+    logits = torch.cat([model(b.to(device)).float().cpu() for b in batches])
+    labels = torch.cat([b.y.cpu() for b in batches])
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    return logits[inverse], labels[inverse]
 
 
 def _rng_state() -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""Several sparsifiers acting as one: the joint pruning of GTSP's four dimensions.
+
+Hooks are forwarded to every member; ``compact`` folds the members in an order
+where each sees plain modules: weight masks are squashed first (so slicing copies
+plain tensors), then layers are removed (no work is spent on the others' layers),
+then heads, neurons and tokens.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gtsp.sparsify.base import Sparsifier
+
+COMPACTION_ORDER = ("weight", "layer", "head", "neuron", "token")
+
+
+class CompositeSparsifier(Sparsifier):
+    """Runs ``members`` (one per dimension) side by side."""
+
+    dimension = "joint"
+
+    def __init__(self, members: list[Sparsifier]) -> None:
+        self.members = sorted(members, key=lambda s: COMPACTION_ORDER.index(s.dimension))
+        self.ratio = 0.0
+        self.model = None
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        return {s.dimension: s.ratio for s in self.members}
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        for member in self.members:
+            model = member.prepare(model)
+        self.model = model
+        return model
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        for member in self.members:
+            member.schedule(epochs, steps_per_epoch)
+
+    def extra_loss(self) -> Tensor | None:
+        terms = [t for t in (m.extra_loss() for m in self.members) if t is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    def on_step(self, step: int) -> None:
+        for member in self.members:
+            member.on_step(step)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        for member in self.members:
+            member.on_epoch_end(epoch)
+
+    def selectable(self, epoch: int) -> bool:
+        return all(m.selectable(epoch) for m in self.members)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {m.dimension: m.state_dict() for m in self.members}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for member in self.members:
+            member.load_state_dict(state[member.dimension])
+
+    def compact(self, model: nn.Module) -> nn.Module:
+        for member in self.members:
+            model = member.compact(model)
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        return {m.dimension: m.summary() for m in self.members}
