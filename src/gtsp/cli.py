@@ -81,12 +81,26 @@ def _data_parser(sub) -> None:
     b.add_argument("--cache-root", help="writable folder (default $GTSP_CACHE or ~/.cache/gtsp)")
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="save a run's model (compacted when pruned) as one file")
+    p.add_argument("run_dir", help="folder of a finished gtsp train run")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.gtsp.pt")
+    e = sub.add_parser("evaluate", help="test metric and throughput of an exported model")
+    e.add_argument("model_file", help="file written by gtsp export")
+    e.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
+    e.add_argument("--data-root", help="folder with original data files (default $GTSP_DATA)")
+    e.add_argument("--cache-root", help="writable folder for processed data")
+    e.add_argument("--batch-size", type=int, default=128, help="graphs per batch (default 128)")
+    e.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gtsp", description="Train graph transformers (GraphGPS, GraphTrans, "
                                      "Graphormer) and sparsify them into smaller, faster models (GTSP).")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _data_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -128,7 +142,22 @@ def _cmd_data(args) -> None:
     print(f"built {args.name} at {path}: train with  gtsp train --dataset {args.name}")
 
 
-COMMANDS = {"train": _cmd_train, "data": _cmd_data}
+def _cmd_export(args) -> None:
+    from gtsp.inference import export_run
+
+    print(f"wrote {export_run(args.run_dir, args.out)}")
+
+
+def _cmd_evaluate(args) -> None:
+    from gtsp.inference import evaluate_exported
+
+    result = evaluate_exported(args.model_file, dataset=args.dataset, data_root=args.data_root,
+                               cache_root=args.cache_root, batch_size=args.batch_size, device=args.device)
+    print(f"test {result['metric']}: {result['test']:.4f} over {result['graphs']} graphs, "
+          f"{result['graphs_per_s']:,.0f} graphs/s")
+
+
+COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,22 +6,29 @@ fraction removed; ``prune_args`` (YAML) passes per-dimension options, e.g.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_ratio
 from gtsp.sparsify.composite import CompositeSparsifier
-from gtsp.sparsify.head import HeadSparsifier
-from gtsp.sparsify.layer import LayerSparsifier
-from gtsp.sparsify.neuron import NeuronSparsifier
-from gtsp.sparsify.token import TokenSparsifier
-from gtsp.sparsify.weight import WeightSparsifier
 
-SPARSIFIERS: dict[str, type[Sparsifier]] = {
-    "token": TokenSparsifier, "head": HeadSparsifier, "layer": LayerSparsifier,
-    "weight": WeightSparsifier, "neuron": NeuronSparsifier,
+# dimension -> (module, class); imported on first use, so a dense run loads none of them
+SPARSIFIERS: dict[str, tuple[str, str]] = {
+    "token": ("gtsp.sparsify.token", "TokenSparsifier"),
+    "head": ("gtsp.sparsify.head", "HeadSparsifier"),
+    "layer": ("gtsp.sparsify.layer", "LayerSparsifier"),
+    "weight": ("gtsp.sparsify.weight", "WeightSparsifier"),
+    "neuron": ("gtsp.sparsify.neuron", "NeuronSparsifier"),
 }
 DIMENSIONS = tuple(SPARSIFIERS)
+
+
+def sparsifier_class(dimension: str) -> type[Sparsifier]:
+    """The class that prunes ``dimension``."""
+    module, name = SPARSIFIERS[dimension]
+    return getattr(importlib.import_module(module), name)
 
 
 def build_sparsifier(prune: dict[str, float], prune_args: dict[str, dict[str, Any]] | None = None,
@@ -35,10 +42,11 @@ def build_sparsifier(prune: dict[str, float], prune_args: dict[str, dict[str, An
     for dimension, ratio in prune.items():
         if check_ratio(dimension, ratio) == 0.0:
             continue
+        cls = sparsifier_class(dimension)
         options = dict(prune_args.get(dimension, {}))
-        if "seed" in SPARSIFIERS[dimension].__init__.__code__.co_varnames:
+        if "seed" in inspect.signature(cls).parameters:
             options.setdefault("seed", seed)
-        members.append(SPARSIFIERS[dimension](ratio, **options))
+        members.append(cls(ratio, **options))
     return CompositeSparsifier(members) if members else None
 
 
@@ -47,5 +55,5 @@ def sparsity_record(prune: dict[str, float]) -> dict[str, float]:
     return {d: float(prune.get(d, 0.0)) for d in DIMENSIONS}
 
 
-__all__ = ["SPARSIFIERS", "DIMENSIONS", "Sparsifier", "CompositeSparsifier", "build_sparsifier",
+__all__ = ["SPARSIFIERS", "DIMENSIONS", "Sparsifier", "CompositeSparsifier", "build_sparsifier", "sparsifier_class",
            "sparsity_record"]

@@ -1,0 +1,225 @@
+"""Head pruning: keep a fixed number of attention heads per layer (GTSP, Liu et al., Neural Networks 2024).
+
+Every :class:`gtsp.nn.attention.MultiHeadSelfAttention` keeps ``round((1 - ratio) * H)``
+of its ``H`` heads through its 0/1 ``head_gate`` buffer. A head's importance is the
+accumulated ``|<head output, dL/d gated head output>|`` (the gradient of the loss with
+respect to the head's gate, Michel et al., NeurIPS 2019, "Are Sixteen Heads Really Better
+than One?"), which the attention module records when ``record_head_scores`` is on. It
+is meaningful for inactive heads too: the gradient with respect to a gate exists at 0.
+
+Modes:
+
+- ``"dynamic"`` (the paper): start from a random subset at the target density; every
+  ``update_every`` optimiser steps, in each layer, the ``death_ratio`` fraction of active
+  heads with the lowest score die and as many previously inactive heads with the highest
+  score grow back (regrowth among heads that were inactive BEFORE this update, so a head
+  cannot die and regrow at once), then the scores restart. The set stops changing after
+  the first ``1 - settle_fraction`` of training, and only epochs after the last change
+  may be selected as the best model.
+- ``"topk"``: train dense while accumulating scores; at ``prune_epoch`` (default: half of
+  training) keep the top-scoring heads of each layer and fine-tune the rest of the way.
+
+``compact`` slices every attention down to its active heads (``prune_heads``) and lets a
+backbone drop per-head tables nobody reads any more (Graphormer's ``compact_bias``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from gtsp.errors import GtspError
+from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.sparsify.base import Sparsifier
+
+MODES = ("dynamic", "topk")
+
+
+def named_attentions(model: nn.Module) -> list[tuple[str, MultiHeadSelfAttention]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, MultiHeadSelfAttention)]
+
+
+def heads_to_keep(ratio: float, num_heads: int) -> int:
+    """``round((1 - ratio) * H)`` (Python rounding: half to even), with float noise removed first."""
+    return round(round((1.0 - ratio) * num_heads, 9))
+
+
+class HeadSparsifier(Sparsifier):
+    """Keeps ``round((1 - ratio) * H)`` heads in every attention layer.
+
+    Args:
+        ratio: fraction of heads REMOVED per layer, ``0 <= ratio < 1``.
+        mode: ``"dynamic"`` (death and regrowth at a fixed density) or ``"topk"`` (dense, then one cut).
+        update_every: optimiser steps between two death/regrowth rounds (dynamic).
+        death_ratio: fraction of active heads replaced per round, rounded up (dynamic).
+        seed: seed of the initial random head subset (dynamic).
+        prune_epoch: epoch after which the top heads are kept (topk; default ``epochs // 2``).
+        settle_fraction: final fraction of training without head changes (dynamic).
+
+    ``compact(model)`` returns ``model`` with every attention sliced to its active heads.
+    """
+
+    dimension = "head"
+
+    def __init__(self, ratio: float, mode: str = "dynamic", update_every: int = 200, death_ratio: float = 0.5,
+                 seed: int = 0, prune_epoch: int | None = None, settle_fraction: float = 0.1) -> None:
+        super().__init__(ratio)
+        if mode not in MODES:
+            raise GtspError(f"unknown head pruning mode {mode!r}: choose {' or '.join(MODES)}")
+        if int(update_every) < 1:
+            raise GtspError(f"head update_every={update_every} must be at least 1 step")
+        if not 0.0 <= death_ratio <= 1.0:
+            raise GtspError(f"head death_ratio={death_ratio} is outside [0, 1]: e.g. 0.5")
+        if not 0.0 <= settle_fraction < 1.0:
+            raise GtspError(f"head settle_fraction={settle_fraction} is outside [0, 1): e.g. 0.1")
+        self.mode, self.update_every, self.death_ratio = mode, int(update_every), float(death_ratio)
+        self.seed, self.prune_epoch, self.settle_fraction = int(seed), prune_epoch, float(settle_fraction)
+        self.last_update_step: int | None = None  # no head changes after this step (known after schedule)
+        self.updates = 0
+        self.pruned = mode == "dynamic"  # topk: the cut has not happened yet
+        self.kept_heads: list[list[int]] | None = None  # frozen at compaction
+        self.heads_per_layer: list[int] = []
+        self._pending: list[list[int]] | None = None
+
+    # ---- life cycle ------------------------------------------------------------------------------
+    def prepare(self, model: nn.Module) -> nn.Module:
+        attentions = named_attentions(model)
+        if not attentions:
+            raise GtspError("head pruning needs attention heads; this model has none "
+                            "(e.g. GPS with --heads 0): give the model attention heads or drop --prune head")
+        emptied = [f"{name or 'model'} ({a.num_heads} heads)" for name, a in attentions
+                   if heads_to_keep(self.ratio, a.num_heads) == 0]
+        if emptied:
+            fewest = min(a.num_heads for _, a in attentions)
+            raise GtspError(f"--prune head={self.ratio} keeps round({1 - self.ratio:g} x H) = 0 heads in "
+                            f"{', '.join(emptied)}: use a ratio below {1 - 0.5 / fewest:.3f} "
+                            "(at least one head must stay) or more heads per layer")
+        generator = torch.Generator().manual_seed(self.seed)
+        for _, attention in attentions:
+            attention.record_head_scores = True
+            attention.head_scores.zero_()
+            if self.mode == "dynamic":
+                keep = heads_to_keep(self.ratio, attention.num_heads)
+                _set_active(attention, torch.randperm(attention.num_heads, generator=generator)[:keep].tolist())
+            else:
+                _set_active(attention, list(range(attention.num_heads)))
+        self.heads_per_layer = [a.num_heads for _, a in attentions]
+        self.model = model
+        if self._pending is not None:
+            self._apply(self._pending)
+            self._pending = None
+        return model
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        super().schedule(epochs, steps_per_epoch)
+        settled = math.floor((1.0 - self.settle_fraction) * epochs * steps_per_epoch)
+        self.last_update_step = settled // self.update_every * self.update_every
+        if self.prune_epoch is None:
+            self.prune_epoch = max(1, epochs // 2)
+
+    def on_step(self, step: int) -> None:
+        if self.mode != "dynamic" or step % self.update_every:
+            return
+        if self.last_update_step is not None and step > self.last_update_step:
+            return
+        self._death_and_regrowth()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.mode == "topk" and not self.pruned and self.prune_epoch is not None and epoch >= self.prune_epoch:
+            self._keep_top()
+
+    def selectable(self, epoch: int) -> bool:
+        if self.mode == "topk":
+            return self.pruned
+        if self.last_update_step is None:
+            return True
+        return epoch * self.steps_per_epoch >= self.last_update_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "updates": self.updates, "pruned": self.pruned,
+                "prune_epoch": self.prune_epoch, "last_update_step": self.last_update_step,
+                "active": self.active_heads() if self.model is not None else self._pending,
+                "kept_heads": self.kept_heads}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates, self.pruned = state["updates"], state["pruned"]
+        self.prune_epoch, self.last_update_step = state["prune_epoch"], state["last_update_step"]
+        self.kept_heads = state.get("kept_heads")
+        if state["active"] is None:
+            return
+        if self.model is None:
+            self._pending = [list(a) for a in state["active"]]
+        else:
+            self._apply(state["active"])
+
+    def compact(self, model: nn.Module) -> nn.Module:
+        attentions = named_attentions(model)
+        if self.mode == "topk" and not self.pruned:
+            self._keep_top(attentions)  # training ended before prune_epoch: cut now
+        kept = []
+        for name, attention in attentions:
+            keep = attention.head_gate.nonzero().flatten().cpu()  # prune_heads builds its index on the CPU
+            if keep.numel() == 0:
+                raise GtspError(f"head compaction: {name} has no active head left; this is a bug, please report it")
+            attention.prune_heads(keep)
+            attention.record_head_scores = False
+            kept.append(keep.tolist())
+        compact_bias = getattr(model, "compact_bias", None)
+        if callable(compact_bias):
+            compact_bias()  # Graphormer: drop bias heads that no layer reads any more
+        self.kept_heads = kept
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        active = self.kept_heads if self.kept_heads is not None else (
+            self.active_heads() if self.model is not None else [])
+        return {"ratio": self.ratio, "mode": self.mode, "updates": self.updates,
+                "heads_per_layer": self.heads_per_layer, "kept_per_layer": [len(a) for a in active],
+                "kept_heads": active}
+
+    # ---- head sets -------------------------------------------------------------------------------
+    def active_heads(self) -> list[list[int]]:
+        """Active head indices of every attention layer (model order)."""
+        return [a.head_gate.nonzero().flatten().tolist() for _, a in named_attentions(self.model)]
+
+    def head_scores(self) -> list[list[float]]:
+        """Accumulated importance of every head since the last update (for the analysis tools)."""
+        return [a.head_scores.tolist() for _, a in named_attentions(self.model)]
+
+    def _apply(self, active: list[list[int]]) -> None:
+        attentions = named_attentions(self.model)
+        if len(active) != len(attentions):
+            raise GtspError(f"the head pruning state has {len(active)} attention layers, the model {len(attentions)}: "
+                            "resume with the same model settings")
+        for (_, attention), heads in zip(attentions, active):
+            _set_active(attention, heads)
+
+    @torch.no_grad()
+    def _death_and_regrowth(self) -> None:
+        for _, attention in named_attentions(self.model):
+            gate, scores = attention.head_gate, attention.head_scores
+            active, inactive = gate.nonzero().flatten(), (gate == 0).nonzero().flatten()
+            count = min(math.ceil(self.death_ratio * active.numel()), inactive.numel())
+            if count:
+                dying = active[scores[active].topk(count, largest=False).indices]
+                growing = inactive[scores[inactive].topk(count).indices]
+                gate[dying] = 0.0
+                gate[growing] = 1.0
+            scores.zero_()
+        self.updates += 1
+
+    @torch.no_grad()
+    def _keep_top(self, attentions: list[tuple[str, MultiHeadSelfAttention]] | None = None) -> None:
+        for _, attention in attentions if attentions is not None else named_attentions(self.model):
+            keep = heads_to_keep(self.ratio, attention.num_heads)
+            _set_active(attention, attention.head_scores.topk(keep).indices.tolist())
+            attention.head_scores.zero_()
+        self.pruned = True
+
+
+@torch.no_grad()
+def _set_active(attention: MultiHeadSelfAttention, heads: list[int]) -> None:
+    attention.head_gate.zero_()
+    attention.head_gate[torch.as_tensor(heads, dtype=torch.long, device=attention.head_gate.device)] = 1.0

@@ -1,0 +1,246 @@
+"""Layer pruning: train with LayerDrop, then remove the most redundant whole layers
+(GTSP, Liu et al., Neural Networks 2024).
+
+Training follows LayerDrop (Fan et al., ICLR 2020, "Reducing Transformer Depth on Demand
+with Structured Dropout"): each training batch skips each layer with probability
+``drop_prob``. The skip is of the WHOLE layer (``x -> x``), exactly what removing it
+later does, so the trained model is used to running without any of its layers. Every
+backbone runs ``x = layer(x, ctx)`` over ``model.layers``, so a wrapper around each entry
+works for all of them.
+
+Which layers go: the ones whose output is most like their input. While training, each
+layer that runs measures, on the real tokens of the batch and without gradients,
+
+- the mean cosine similarity between each token's input and output representation;
+- optionally linear CKA (Kornblith et al., ICML 2019) between the layer's input and
+  output token matrices (``criterion="cka"``; it costs a ``C x C`` product per batch).
+
+The score of the most recent epoch is kept in the sparsifier's state, so a resumed run
+removes the same layers. ``compact`` removes the ``round(ratio * L)`` highest-scoring
+layers and unwraps the others; :meth:`LayerSparsifier.mask` instead skips them in place,
+the "masked" model, which computes exactly what the compacted one does.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gtsp.errors import GtspError
+from gtsp.sparsify.base import Sparsifier
+
+CRITERIA = ("cosine", "cka")
+
+
+class SkippableLayer(nn.Module):
+    """Wraps a backbone layer ``layer(x, ctx) -> x``: LayerDrop in training, a fixed skip when masked,
+    and the input/output similarity of the batches it runs on.
+
+    Args:
+        layer: the wrapped layer.
+        drop_prob: probability of skipping it on a training batch.
+        track_cka: also accumulate linear CKA (costs more than the cosine).
+    """
+
+    def __init__(self, layer: nn.Module, drop_prob: float, track_cka: bool = False) -> None:
+        super().__init__()
+        self.layer, self.drop_prob, self.track_cka = layer, float(drop_prob), track_cka
+        self.skip = False            # set by LayerSparsifier.mask: the layer is pruned
+        self.measure_in_eval = False  # set by LayerSparsifier.measure_redundancy
+        device = next(layer.parameters(), torch.zeros(())).device
+        for name in ("cosine_sum", "cka_sum", "batches"):
+            self.register_buffer(name, torch.zeros((), device=device), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}, skip={self.skip}"
+
+    def forward(self, x: Tensor, ctx: Any) -> Tensor:
+        if self.skip or (self.training and self.drop_prob > 0 and float(torch.rand(())) < self.drop_prob):
+            return x
+        out = self.layer(x, ctx)
+        if self.training or self.measure_in_eval:
+            self._measure(x, out, ctx)
+        return out
+
+    @torch.no_grad()
+    def _measure(self, x: Tensor, out: Tensor, ctx: Any) -> None:
+        weight = _token_weights(x, ctx)
+        x, out = x.detach().float().flatten(0, -2), out.detach().float().flatten(0, -2)
+        self.cosine_sum += (torch.cosine_similarity(x, out, dim=-1) * weight).sum() / weight.sum().clamp(min=1)
+        if self.track_cka:
+            self.cka_sum += linear_cka(x, out, weight)
+        self.batches += 1
+
+    def reset_measurements(self) -> None:
+        for buffer in (self.cosine_sum, self.cka_sum, self.batches):
+            buffer.zero_()
+
+
+def _token_weights(x: Tensor, ctx: Any) -> Tensor:
+    """1 at real tokens, 0 at padding, flattened like the tokens (no boolean indexing: no device sync)."""
+    if x.dim() == 3:
+        return ctx.seq.mask.flatten().to(torch.float32)
+    return x.new_ones(x.size(0), dtype=torch.float32)
+
+
+def linear_cka(x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
+    """Linear CKA of two ``[n, C]`` token matrices over the rows with weight 1 (Kornblith et al. 2019)."""
+    count = weight.sum().clamp(min=1)
+    w = weight.unsqueeze(1)
+    x = (x - (x * w).sum(0) / count) * w
+    y = (y - (y * w).sum(0) / count) * w
+    cross = (y.T @ x).square().sum()
+    norm = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    return cross / norm.clamp(min=torch.finfo(norm.dtype).tiny)
+
+
+def unwrap_layer(module: nn.Module) -> nn.Module:
+    """The backbone layer inside a :class:`SkippableLayer`, or the module itself."""
+    return module.layer if isinstance(module, SkippableLayer) else module
+
+
+def layers_to_remove(ratio: float, num_layers: int) -> int:
+    return round(ratio * num_layers)
+
+
+class LayerSparsifier(Sparsifier):
+    """LayerDrop during training; removes the ``round(ratio * L)`` most redundant layers at compaction.
+
+    Args:
+        ratio: fraction of ``model.layers`` REMOVED, ``0 <= ratio < 1``.
+        drop_prob: LayerDrop probability per layer and training batch (default: ``ratio``).
+        criterion: ``"cosine"`` (input/output cosine similarity) or ``"cka"`` (linear CKA).
+
+    ``compact(model)`` returns ``model`` with the chosen layers removed from ``model.layers``
+    and the remaining ones unwrapped.
+    """
+
+    dimension = "layer"
+
+    def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine") -> None:
+        super().__init__(ratio)
+        self.drop_prob = self.ratio if drop_prob is None else float(drop_prob)
+        if not 0.0 <= self.drop_prob < 1.0:
+            raise GtspError(f"layer drop probability {drop_prob} is outside [0, 1): e.g. 0.25")
+        if criterion not in CRITERIA:
+            raise GtspError(f"unknown layer redundancy criterion {criterion!r}: choose {' or '.join(CRITERIA)}")
+        self.criterion = criterion
+        self.scores: dict[str, list[float | None]] = {}
+        self.removed: list[int] | None = None
+
+    # ---- life cycle ------------------------------------------------------------------------------
+    def prepare(self, model: nn.Module) -> nn.Module:
+        layers = self._layers(model)
+        if any(isinstance(layer, SkippableLayer) for layer in layers):
+            raise GtspError("this model's layers are already wrapped for layer pruning: prepare it only once")
+        count = len(layers)
+        if layers_to_remove(self.ratio, count) >= count:
+            raise GtspError(f"--prune layer={self.ratio} removes round({self.ratio} x {count}) = "
+                            f"{layers_to_remove(self.ratio, count)} of the {count} layers, i.e. all of them: "
+                            f"lower the ratio below {(count - 0.5) / count:.3f} or use more layers")
+        for i, layer in enumerate(layers):
+            layers[i] = SkippableLayer(layer, self.drop_prob, track_cka=self.criterion == "cka")
+        if not self.scores:
+            self.scores = {"cosine": [None] * count, "cka": [None] * count}
+        self.model = model
+        return model
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self._collect(self.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"drop_prob": self.drop_prob, "criterion": self.criterion,
+                "scores": {k: list(v) for k, v in self.scores.items()}, "removed": self.removed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scores = {k: list(v) for k, v in state["scores"].items()}
+        self.removed = None if state.get("removed") is None else list(state["removed"])
+
+    def compact(self, model: nn.Module) -> nn.Module:
+        layers = self._layers(model)
+        removed = set(self.choose(len(layers)))
+        model.layers = nn.ModuleList(unwrap_layer(layer) for i, layer in enumerate(layers) if i not in removed)
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        count = len(self.scores.get("cosine", []))
+        removed = self.removed if self.removed is not None else []
+        return {"ratio": self.ratio, "drop_prob": self.drop_prob, "criterion": self.criterion,
+                "layers": count, "kept_layers": count - len(removed), "removed": removed,
+                "redundancy": self.layer_redundancy()}
+
+    # ---- redundancy ------------------------------------------------------------------------------
+    def layer_redundancy(self) -> dict[str, list[float | None]]:
+        """Per layer (in the original order): input/output cosine similarity and linear CKA of the last
+        epoch that measured them (None where never measured, CKA only with ``criterion="cka"``)."""
+        return {k: list(v) for k, v in self.scores.items()}
+
+    @torch.no_grad()
+    def measure_redundancy(self, batches: Iterable, device: torch.device | str | None = None) -> dict:
+        """Score the layers on ``batches`` in eval mode (no LayerDrop, both criteria), replacing the
+        training-time scores; for analysis, or to compact a model that was not trained here."""
+        model = self.model
+        wrappers = self._wrappers(model)
+        was_training = model.training
+        model.eval()
+        for wrapper in wrappers:
+            wrapper.reset_measurements()
+            wrapper.measure_in_eval, wrapper.track_cka = True, True
+        try:
+            for batch in batches:
+                model(batch.to(device) if device is not None else batch)
+        finally:
+            for wrapper in wrappers:
+                wrapper.measure_in_eval, wrapper.track_cka = False, self.criterion == "cka"
+            model.train(was_training)
+        self._collect(model, cka=True)
+        return self.layer_redundancy()
+
+    def choose(self, num_layers: int | None = None) -> list[int]:
+        """Indices (original order) of the layers to remove: the highest redundancy scores."""
+        if self.removed is not None:
+            return list(self.removed)
+        scores = self.scores.get(self.criterion, [])
+        if num_layers is not None and num_layers != len(scores):
+            raise GtspError(f"layer pruning was prepared on {len(scores)} layers but the model has {num_layers}")
+        if any(score is None for score in scores):
+            raise GtspError("layer pruning has no redundancy score for every layer yet: train at least one "
+                            "epoch, or call measure_redundancy(batches) before compacting")
+        order = torch.argsort(-torch.tensor(scores, dtype=torch.float64), stable=True)
+        self.removed = sorted(order[:layers_to_remove(self.ratio, len(scores))].tolist())
+        return list(self.removed)
+
+    def mask(self, model: nn.Module) -> list[int]:
+        """Skip the chosen layers in place (the masked model); returns their indices."""
+        removed = set(self.choose(len(self._layers(model))))
+        for i, wrapper in enumerate(self._wrappers(model)):
+            wrapper.skip = i in removed
+        return sorted(removed)
+
+    def _collect(self, model: nn.Module | None, cka: bool | None = None) -> None:
+        """Move the wrappers' per-batch sums into per-layer epoch means (layers that never ran keep theirs)."""
+        if model is None:
+            return
+        cka = self.criterion == "cka" if cka is None else cka
+        for i, wrapper in enumerate(self._wrappers(model)):
+            batches = float(wrapper.batches)
+            if batches:
+                self.scores["cosine"][i] = float(wrapper.cosine_sum) / batches
+                if cka:
+                    self.scores["cka"][i] = float(wrapper.cka_sum) / batches
+            wrapper.reset_measurements()
+
+    @staticmethod
+    def _layers(model: nn.Module) -> nn.ModuleList:
+        layers = getattr(model, "layers", None)
+        if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+            raise GtspError("layer pruning needs a model with a non-empty `layers` list (every gtsp backbone has one)")
+        return layers
+
+    def _wrappers(self, model: nn.Module) -> list[SkippableLayer]:
+        layers = list(self._layers(model))
+        if not all(isinstance(layer, SkippableLayer) for layer in layers):
+            raise GtspError("this model's layers are not prepared for layer pruning: call prepare() on it first")
+        return layers

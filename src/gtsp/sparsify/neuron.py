@@ -1,0 +1,152 @@
+"""Structured weight pruning: whole hidden neurons of the feed-forward blocks.
+
+GTSP (Liu et al. 2024) finds that up to half of the FFN neurons of a graph
+transformer are redundant. Masking single weights (:mod:`gtsp.sparsify.weight`)
+saves FLOPs only on paper; removing whole hidden neurons leaves narrower dense
+layers that really run faster on any hardware. The neurons are chosen gradually,
+on the cubic schedule of Zhu & Gupta (2017) shared with the weight sparsifier
+(:mod:`gtsp.sparsify.schedules`), each :class:`FeedForward` at the same ratio.
+
+Which blocks: every :class:`FeedForward` inside the backbone's blocks
+(``model.layers`` and GraphTrans's ``model.gnn``, the rule of
+:func:`gtsp.sparsify.weight.prunable_blocks`): the FFN of each transformer layer
+and the GIN/GINE MLPs. The prediction head is never pruned.
+
+Score of hidden neuron ``j``: ``||[W1[j], b1[j]]|| * ||W2[:, j]||`` (L2 norms of its
+incoming weights with bias and of its outgoing weights). Why this and not a
+Taylor (gradient x activation) score: a ReLU neuron's function is unchanged when
+its incoming weights are scaled by ``a > 0`` and its outgoing ones by ``1/a``; the
+product of norms is invariant to that rescaling, while either norm alone is not.
+It needs no gradient hooks or accumulated statistics, so it costs nothing between
+updates and a resumed run recomputes it exactly from the weights alone. Neurons
+already gated off stay off (their score ranks below every active one).
+
+The gate is ``FeedForward.neuron_gate`` (a 0/1 buffer, saved with the model);
+compaction calls ``FeedForward.prune_neurons`` to slice ``fc1`` rows and ``fc2``
+columns.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gtsp.errors import GtspError
+from gtsp.nn.ffn import FeedForward
+from gtsp.sparsify.base import Sparsifier
+from gtsp.sparsify.schedules import CubicSchedule, keep_count
+from gtsp.sparsify.weight import prunable_blocks
+
+
+def prunable_feedforwards(model: nn.Module) -> list[tuple[str, FeedForward]]:
+    """Every :class:`FeedForward` inside the backbone's blocks, with its qualified name, in model order."""
+    found: dict[int, tuple[str, FeedForward]] = {}
+    for prefix, block in prunable_blocks(model):
+        for name, module in block.named_modules(prefix=prefix):
+            if isinstance(module, FeedForward):
+                found.setdefault(id(module), (name, module))
+    return list(found.values())
+
+
+@torch.no_grad()
+def neuron_scores(ffn: FeedForward) -> Tensor:
+    """``||incoming weights and bias|| * ||outgoing weights||`` per hidden neuron (effective, masked weights)."""
+    incoming = ffn.fc1.weight
+    if ffn.fc1.bias is not None:
+        incoming = torch.cat([incoming, ffn.fc1.bias.unsqueeze(1)], dim=1)
+    return incoming.norm(dim=1) * ffn.fc2.weight.norm(dim=0)
+
+
+class NeuronSparsifier(Sparsifier):
+    """Gradual structured pruning of FFN hidden neurons, compacted into narrower layers.
+
+    Args:
+        ratio: final fraction of each block's hidden neurons removed, in [0, 1).
+        start_epoch: last epoch with every neuron (default 10% of training).
+        end_epoch: epoch at whose end every block keeps ``round((1 - ratio) * hidden)`` (default 80%).
+        update_every: optimiser steps between gate updates.
+    """
+
+    dimension = "neuron"
+
+    def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
+                 update_every: int = 200) -> None:
+        super().__init__(ratio)
+        self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
+        self.plan: CubicSchedule | None = None
+        self.ffns: list[tuple[str, FeedForward]] = []
+        self.hidden: dict[str, int] = {}  # widths before pruning (compaction shrinks the gates)
+        self.history: list[dict[str, Any]] = []
+        self.last_step = 0
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Find the feed-forward blocks; refuse a ratio that would empty one of them."""
+        self.model, self.ffns = model, prunable_feedforwards(model)
+        if not self.ffns:
+            raise GtspError(f"{type(model).__name__} has no feed-forward blocks in its layers: "
+                            "neuron pruning has nothing to prune")
+        self.hidden = {name: ffn.neuron_gate.numel() for name, ffn in self.ffns}
+        for name, hidden in self.hidden.items():
+            if keep_count(1.0 - self.ratio, hidden) < 1:
+                raise GtspError(f"--prune neuron={self.ratio} would remove every one of the {hidden} hidden "
+                                f"neurons of {name}: lower the ratio")
+        return model
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        super().schedule(epochs, steps_per_epoch)
+        self.plan = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
+                                              self.end_epoch, self.update_every)
+
+    def on_step(self, step: int) -> None:
+        if self.plan is None or not self.ffns:
+            raise GtspError("neuron pruning: call prepare(model) and schedule(epochs, steps_per_epoch) "
+                            "before training")
+        if self.plan.is_update(step) and self.ratio > 0:
+            self._update(step)
+        self.last_step = step
+
+    def selectable(self, epoch: int) -> bool:
+        return self.plan is None or epoch >= self.plan.end_epoch
+
+    @torch.no_grad()
+    def _update(self, step: int) -> None:
+        density = self.plan.density(step)
+        kept = {name: self._gate(ffn, keep_count(density, ffn.neuron_gate.numel())) for name, ffn in self.ffns}
+        self.history.append({"step": step, "density": density, "kept": kept})
+
+    @staticmethod
+    def _gate(ffn: FeedForward, keep: int) -> int:
+        """Leave the ``keep`` best-scored active neurons on and gate the rest off."""
+        gate = ffn.neuron_gate
+        keep = max(1, keep)  # prepare refused ratios that empty a block; this guards rounding on the way
+        scores = torch.where(gate > 0, neuron_scores(ffn), -1.0)
+        chosen = torch.zeros_like(gate)
+        chosen[torch.topk(scores, keep).indices] = 1.0
+        gate.copy_(chosen)
+        return keep
+
+    @torch.no_grad()
+    def compact(self, model: nn.Module) -> nn.Module:
+        """Slice every gated feed-forward block of ``model`` down to its kept neurons (in place)."""
+        for _, ffn in prunable_feedforwards(model):
+            kept = torch.nonzero(ffn.neuron_gate).flatten()
+            if kept.numel() < ffn.neuron_gate.numel():
+                ffn.prune_neurons(kept)  # refuses an empty block itself
+        return model
+
+    def state_dict(self) -> dict[str, Any]:
+        """Schedule position and history (the gates are buffers in the model's state dict)."""
+        return {"last_step": self.last_step, "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_step, self.history = int(state["last_step"]), [dict(h) for h in state["history"]]
+
+    def summary(self) -> dict[str, Any]:
+        per_block = {name: {"hidden": self.hidden[name], "kept": int(torch.count_nonzero(ffn.neuron_gate))}
+                     for name, ffn in self.ffns}
+        hidden = sum(b["hidden"] for b in per_block.values())
+        kept = sum(b["kept"] for b in per_block.values())
+        return {"ratio": self.ratio, "target_density": 1.0 - self.ratio, "neurons": hidden, "kept_neurons": kept,
+                "achieved_density": kept / hidden if hidden else 1.0, "updates": len(self.history),
+                "per_block": per_block}
