@@ -52,7 +52,7 @@ def batch_of(name: str, sizes=SIZES, seed: int = 0) -> Batch:
     return Batch.from_data_list(make_graphs(name, sizes, seed))
 
 
-def train_steps(model, sparsifier, batch: Batch, steps: int = 2) -> None:
+def train_steps(model, sparsifier, batch: Batch, steps: int = 4) -> None:
     """A few optimiser steps calling the hooks as the trainer does."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
     model.train()
@@ -70,7 +70,7 @@ def make_sparsifier(dimension: str, **options):
         return TokenSparsifier(0.5, **options)
     if dimension == "head":
         return HeadSparsifier(0.5, **({"update_every": 1} | options))
-    return LayerSparsifier(0.5, **options)
+    return LayerSparsifier(0.5, **({"drop_prob": 0.25} | options))  # every layer runs in a few steps
 
 
 def paper_style_attention(self, x, mask=None, bias=None):
@@ -220,6 +220,8 @@ def test_model_keeps_k_per_graph_and_always_the_prefix(name: str) -> None:
                 assert (index[:, 0] == 0).all() and kept[:, 0].all()  # the special token stays
                 assert (index[:, 1:] > 0).all()  # and is not counted among the nodes
             assert torch.equal(gate, kept.float())
+    # The prefix comes from the batch layout the backbone built, read by a pre-hook on each layer.
+    assert {m.always_keep for m in model.modules() if isinstance(m, TokenSelector)} == {prefix}
 
 
 def test_token_summary_reports_the_kept_fraction() -> None:
@@ -356,3 +358,41 @@ def test_a_sparsifier_restored_from_its_state_compacts_identically(dimension: st
         got = restored.compact(restored_model).eval()(batch)
     assert torch.equal(expected, got)
     assert restored.summary() == sparsifier.summary()
+
+
+# ---- the three together, in the composite's order ---------------------------------------------------
+@pytest.mark.parametrize("name", ("graphtrans", "graphormer"))
+def test_layer_head_and_token_pruning_compose(name: str, monkeypatch) -> None:
+    model = make_model(name, layers=4)
+    members = [make_sparsifier("layer"), make_sparsifier("head"), make_sparsifier("token")]
+    for member in members:  # weight, layer, head, neuron, token: CompositeSparsifier's order
+        member.prepare(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    batch = batch_of(name, seed=10)
+    model.train()
+    for step in range(1, 5):
+        loss = F.cross_entropy(model(batch), batch.y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for member in members:
+            member.on_step(step)
+    for member in members:
+        member.on_epoch_end(1)
+
+    batch = batch_of(name)
+    model.eval()
+    with torch.no_grad(), monkeypatch.context() as patch:
+        members[0].mask(model)
+        patch.setattr(MultiHeadSelfAttention, "forward", paper_style_attention)
+        masked = model(batch)
+    compacted = copy.deepcopy(model)
+    for selector in (m for m in compacted.modules() if isinstance(m, TokenSelector)):
+        selector.always_keep = 0  # must be restored from the layout, even though the layers were unwrapped
+    for member in members:
+        compacted = member.compact(compacted)
+    with torch.no_grad():
+        out = compacted.eval()(batch)
+    assert (out - masked).abs().max() < 1e-4
+    assert len(compacted.layers) == 2
+    assert {m.always_keep for m in compacted.modules() if isinstance(m, TokenSelector)} == {1}

@@ -73,9 +73,9 @@ class CubicSchedule:
 
     def is_update(self, step: int) -> bool:
         """Whether masks change at ``step``: every ``update_every`` steps in the window, and at its end."""
-        if not self.start_step < step <= self.end_step:
-            return False
-        return step == self.end_step or (step - self.start_step) % self.update_every == 0
+        if step == self.end_step:  # also a one-shot window, where start == end
+            return True
+        return self.start_step < step < self.end_step and (step - self.start_step) % self.update_every == 0
 
     def in_window(self, step: int) -> bool:
         """Whether updates are still to come after ``step`` (so gradients are worth recording)."""

@@ -48,7 +48,7 @@ from gtsp.nn.ffn import FeedForward
 from gtsp.sparsify.base import Sparsifier
 from gtsp.sparsify.schedules import CubicSchedule, cosine_decay, keep_count
 
-BLOCK_ATTRIBUTES = ("layers", "gnn")  # where a backbone keeps its transformer / MPNN blocks
+BLOCK_ATTRIBUTES = ("gnn", "layers")  # where backbones keep their MPNN / transformer blocks, in forward order
 OWNED_LINEARS: dict[type, tuple[str, ...]] = {MultiHeadSelfAttention: ("qkv", "out"), FeedForward: ("fc1", "fc2")}
 LINEAR_TYPES = (nn.Linear, PygLinear)
 SCOPES = ("global", "layer")
@@ -192,6 +192,7 @@ class WeightSparsifier(Sparsifier):
         """Fold every :class:`WeightMask` of ``model`` into its weight (in place): plain Linear layers with zeros."""
         for module in list(model.modules()):
             if weight_mask(module) is not None:
+                _own_parametrized_class(module)
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         for layer in self.layers:
             layer.mask.record = False
@@ -295,6 +296,19 @@ class WeightSparsifier(Sparsifier):
                 "kept_weights": kept, "updates": len(self.history),
                 "pruned_total": sum(h["pruned"] for h in self.history),
                 "regrown_total": sum(h["regrown"] for h in self.history), "per_layer": per_layer}
+
+
+def _own_parametrized_class(module: nn.Module) -> None:
+    """Give ``module`` a private copy of its parametrized class before un-parametrizing it.
+
+    ``copy.deepcopy`` of a parametrized model shares the class ``parametrize``
+    injected (it holds the ``weight`` property), and ``remove_parametrizations``
+    deletes the property from that class, which would break every copy still
+    masked (seen with torch 2.x). A private class keeps the copies independent.
+    """
+    cls = module.__class__
+    body = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, body)
 
 
 def _layer_counts(layer: MaskedLayer) -> dict[str, Any]:
