@@ -74,7 +74,11 @@ class MultiHeadSelfAttention(nn.Module):
         index, kept_mask, gate = self.token_selector(x, mask)
         rows = index.unsqueeze(-1).expand(-1, -1, x.size(-1))
         kept_bias = None if bias is None else gather_pairs(bias, index)
-        kept = self._attend(x.gather(1, rows), kept_mask, kept_bias) * gate.unsqueeze(-1)
+        # The gate is exactly 1 forward; multiplying the kept tokens by it (as GTSP masks the
+        # input tokens) lets every downstream use of those tokens train the selector's scorer.
+        # Slots past a graph's own k point at dropped tokens: zero them so the scatter leaves those at 0.
+        kept = self._attend(x.gather(1, rows) * gate.unsqueeze(-1), kept_mask, kept_bias)
+        kept = kept * kept_mask.unsqueeze(-1)
         return torch.zeros_like(x).scatter(1, rows, kept)
 
     def _attend(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
@@ -100,7 +104,7 @@ class MultiHeadSelfAttention(nn.Module):
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
         if keep.numel() == 0:
             raise GtspError("pruning would remove every attention head of a layer: lower the head ratio")
-        cols = (keep.unsqueeze(1) * self.head_dim + torch.arange(self.head_dim)).flatten()
+        cols = (keep.unsqueeze(1) * self.head_dim + torch.arange(self.head_dim, device=keep.device)).flatten()
         rows = torch.cat([cols + part * self.num_heads * self.head_dim for part in range(3)])
         self.qkv = slice_linear(self.qkv, rows=rows)
         self.out = slice_linear(self.out, cols=cols)
