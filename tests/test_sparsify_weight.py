@@ -235,7 +235,8 @@ def test_compacted_model_matches_and_accounting_drops(name, tiny_info):
     layers = masked_linears(compacted)
     assert all(type(m) in (nn.Linear, PygLinear) for _, m in layers)
     for (_, plain), layer in zip(layers, sparsifier.layers):
-        assert torch.equal(plain.weight, layer.module.weight)  # the masked weight, folded in
+        # the masked weight, folded in; the masked original still works (torch shares the parametrized class)
+        assert torch.equal(plain.weight, layer.module.weight)
         assert int((plain.weight == 0).sum()) >= int((layer.mask.mask == 0).sum())
     with torch.no_grad():
         assert (compacted.eval()(batch) - expected).abs().max() < 1e-4
@@ -348,3 +349,41 @@ def test_neuron_state_round_trip(tiny_info):
     with torch.no_grad():
         assert torch.equal(model(batch), fresh(batch))
     assert fresh_sparsifier.summary() == sparsifier.summary()
+
+
+# ---- through the real trainer: a run cut mid-window resumes to the same result ------------------
+class _CrashingWeightSparsifier(WeightSparsifier):
+    def on_step(self, step: int) -> None:
+        if step == 13:  # between the updates at 11 and 14; the checkpoint is from step 10
+            raise KeyboardInterrupt
+        super().on_step(step)
+
+
+def test_trainer_resume_with_weight_pruning(cache_root, tmp_path):
+    from gtsp.data.registry import load_dataset
+    from gtsp.train.trainer import Trainer, seed_everything
+
+    data = load_dataset("MUTAG", cache_root=str(cache_root), features=("rwse",), seed=0)
+
+    def trainer(out, kind=WeightSparsifier):
+        seed_everything(0)
+        model = build_model("gps", data.info, hidden=16, layers=2, heads=2, attn_dropout=0.0)
+        hooks = kind(0.5, **WINDOW)
+        hooks.prepare(model)
+        run = Trainer(model, data, out, epochs=EPOCHS, batch_size=32, lr=2e-3, weight_decay=1e-5,
+                      warmup_epochs=1, grad_clip=5.0, seed=0, hooks=hooks, progress=False)
+        hooks.schedule(EPOCHS, len(run.loader))
+        return run, hooks
+
+    full, full_hooks = trainer(tmp_path / "full")
+    assert len(full.loader) == STEPS_PER_EPOCH
+    result = full.fit()
+    assert result.best_epoch >= WINDOW["end_epoch"]  # not selectable before the final density
+    with pytest.raises(KeyboardInterrupt):
+        trainer(tmp_path / "cut", _CrashingWeightSparsifier)[0].fit()
+    resumed, resumed_hooks = trainer(tmp_path / "cut")
+    again = resumed.fit(resume=True)
+    assert (again.val, again.test, again.best_epoch) == (result.val, result.test, result.best_epoch)
+    assert resumed_hooks.history == full_hooks.history
+    for a, b in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.equal(a, b)

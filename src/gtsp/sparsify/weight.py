@@ -283,7 +283,7 @@ class WeightSparsifier(Sparsifier):
         for layer in self.layers:
             layer.mask.grad_score.copy_(scores[layer.name])
         self.last_step, self.history = int(state["last_step"]), [dict(h) for h in state["history"]]
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # a checkpoint may be mapped onto a GPU
         self._set_recording(self.last_step)
 
     @torch.no_grad()

@@ -72,7 +72,10 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         results["metric"]["test_compacted"] = report.pop("test_compacted")
         results.update(report)
         torch.save(compacted.cpu(), out / "compacted.pt")
+        # parametrized (masked) modules cannot be pickled whole; their state dict can
+        torch.save(model.state_dict(), out / "masked_state.pt")
     write_results(out / "results.json", results)
-    torch.save(model.cpu(), out / "model.pt")
+    if sparsifier is None:
+        torch.save(model.cpu(), out / "model.pt")
     print(results_table(results))
     return results
