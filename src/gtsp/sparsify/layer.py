@@ -112,6 +112,9 @@ class LayerSparsifier(Sparsifier):
         ratio: fraction of ``model.layers`` REMOVED, ``0 <= ratio < 1``.
         drop_prob: LayerDrop probability per layer and training batch (default: ``ratio``).
         criterion: ``"cosine"`` (input/output cosine similarity) or ``"cka"`` (linear CKA).
+        prune_epoch: after this epoch the most redundant layers are chosen and skipped for the rest
+            of training (default: half of the epochs given to ``schedule``), so the remaining
+            epochs adapt to their absence and model selection sees the pruned model.
 
     ``compact(model)`` returns ``model`` with the chosen layers removed from ``model.layers``
     and the remaining ones unwrapped.
@@ -119,8 +122,10 @@ class LayerSparsifier(Sparsifier):
 
     dimension = "layer"
 
-    def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine") -> None:
+    def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine",
+                 prune_epoch: int | None = None) -> None:
         super().__init__(ratio)
+        self.prune_epoch = prune_epoch
         self.drop_prob = self.ratio if drop_prob is None else float(drop_prob)
         if not 0.0 <= self.drop_prob < 1.0:
             raise GtspError(f"layer drop probability {drop_prob} is outside [0, 1): e.g. 0.25")
@@ -147,8 +152,18 @@ class LayerSparsifier(Sparsifier):
         self.model = model
         return model
 
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        super().schedule(epochs, steps_per_epoch)
+        if self.prune_epoch is None:
+            self.prune_epoch = max(1, epochs // 2)
+
     def on_epoch_end(self, epoch: int) -> None:
         self._collect(self.model)
+        if self.prune_epoch is not None and epoch == self.prune_epoch and self.removed is None:
+            self.mask(self.model)
+
+    def selectable(self, epoch: int) -> bool:
+        return self.prune_epoch is None or epoch >= self.prune_epoch
 
     def state_dict(self) -> dict[str, Any]:
         return {"drop_prob": self.drop_prob, "criterion": self.criterion,
@@ -157,6 +172,8 @@ class LayerSparsifier(Sparsifier):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scores = {k: list(v) for k, v in state["scores"].items()}
         self.removed = None if state.get("removed") is None else list(state["removed"])
+        if self.removed is not None and self.model is not None:
+            self.mask(self.model)  # skip flags are plain attributes, not in the model's state dict
 
     def compact(self, model: nn.Module) -> nn.Module:
         layers = self._layers(model)
