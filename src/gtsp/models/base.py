@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
@@ -51,8 +52,29 @@ class GraphTransformer(nn.Module):
     def readout(self, x: Tensor, ctx: GraphContext) -> Tensor:
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        reset_children(self)
+
     def forward(self, data: Batch) -> Tensor:
         x, ctx = self.encode(data)
         for layer in self.layers:
             x = layer(x, ctx)
         return self.readout(x, ctx)
+
+
+def reset_children(module: nn.Module) -> None:
+    """Re-initialise every submodule once, as its constructor did.
+
+    A module with its own ``reset_parameters`` owns its whole subtree (so e.g. the
+    attention's xavier init is not overwritten by ``nn.Linear``'s default); OGB's
+    atom/bond encoders have none and initialise their embeddings with xavier.
+    """
+    for child in module.children():
+        if isinstance(child, (AtomEncoder, BondEncoder)):
+            for embedding in child.modules():
+                if isinstance(embedding, nn.Embedding):
+                    nn.init.xavier_uniform_(embedding.weight)
+        elif hasattr(child, "reset_parameters"):
+            child.reset_parameters()
+        else:
+            reset_children(child)

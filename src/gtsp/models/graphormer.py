@@ -16,7 +16,6 @@ Shortest paths come precomputed with the dataset (feature ``"spd"``).
 from __future__ import annotations
 
 import torch
-from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.utils import degree
@@ -91,8 +90,6 @@ class Graphormer(GraphTransformer):
         self.head = FeedForward(hidden, hidden, activation="relu", out_dim=info.num_outputs)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        _reset_children(self)
         nn.init.normal_(self.degree_encoder.weight, std=0.02)
         nn.init.normal_(self.vnode, std=0.02)
 
@@ -125,21 +122,3 @@ class Graphormer(GraphTransformer):
         self.bias.prune_heads(used)
         for attention in attentions:
             attention.head_index = torch.searchsorted(used, attention.head_index)
-
-
-def _reset_children(module: nn.Module) -> None:
-    """Re-initialise every submodule once, as its constructor did.
-
-    A module with its own ``reset_parameters`` owns its whole subtree (so e.g. the
-    attention's xavier init is not overwritten by ``nn.Linear``'s default); OGB's
-    atom/bond encoders have none and initialise their embeddings with xavier.
-    """
-    for child in module.children():
-        if isinstance(child, (AtomEncoder, BondEncoder)):
-            for embedding in child.modules():
-                if isinstance(embedding, nn.Embedding):
-                    nn.init.xavier_uniform_(embedding.weight)
-        elif hasattr(child, "reset_parameters"):
-            child.reset_parameters()
-        else:
-            _reset_children(child)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torch_geometric.nn import GCNConv, GINConv, GINEConv
@@ -126,8 +125,6 @@ class GraphTrans(GraphTransformer):
         self.head = FeedForward(hidden, hidden, activation="relu", out_dim=info.num_outputs)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        _reset_children(self)
         nn.init.normal_(self.cls, std=0.02)
 
     def encode(self, data: Batch) -> tuple[Tensor, GraphContext]:
@@ -143,21 +140,3 @@ class GraphTrans(GraphTransformer):
     def readout(self, x: Tensor, ctx: GraphContext) -> Tensor:
         # The [CLS] slot alone carries the graph; LayerNorm is per token, so normalising it alone is exact.
         return self.head(self.final_norm(x[:, 0]))
-
-
-def _reset_children(module: nn.Module) -> None:
-    """Re-initialise every submodule once, as its constructor did.
-
-    A module with its own ``reset_parameters`` owns its whole subtree (so e.g. the
-    attention's xavier init is not overwritten by ``nn.Linear``'s default); OGB's
-    atom/bond encoders have none and initialise their embeddings with xavier.
-    """
-    for child in module.children():
-        if isinstance(child, (AtomEncoder, BondEncoder)):
-            for embedding in child.modules():
-                if isinstance(embedding, nn.Embedding):
-                    nn.init.xavier_uniform_(embedding.weight)
-        elif hasattr(child, "reset_parameters"):
-            child.reset_parameters()
-        else:
-            _reset_children(child)

@@ -14,7 +14,6 @@ import copy
 import statistics
 from typing import Any
 
-import torch
 from torch import nn
 
 from gtsp.accounting.flops import analytic_flops_per_graph, flop_counter_per_graph
