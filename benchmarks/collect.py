@@ -1,0 +1,97 @@
+"""Collect ``results.json`` files of many runs into the committed benchmark tables.
+
+Run folders are named ``TAG-sSEED``; runs sharing a TAG are seeds of one setting.
+
+    python benchmarks/collect.py RUNS_DIR --out benchmarks/results/NAME
+
+writes ``NAME.json`` (every run's key numbers) and ``NAME.md`` (one row per TAG:
+metric per seed and mean ± std, parameters, FLOPs, throughput, epoch time, and for
+pruned runs the compacted metric, reductions and measured speed-up).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+
+def key_numbers(results: dict) -> dict:
+    flops, params = results["flops_per_graph"], results["params"]
+    row = {"dataset": results["dataset"], "model": results["model"], "seed": results["seed"],
+           "epochs": results["epochs"], "best_epoch": results.get("best_epoch"),
+           "metric": results["metric"]["name"], "val": results["metric"]["val"], "test": results["metric"]["test"],
+           "params": params["dense"], "flops_dense": flops["dense"], "flops_flop_counter": flops["flop_counter"],
+           "graphs_per_s": results["throughput_graphs_per_s"], "epoch_seconds": results["epoch_seconds_mean"],
+           "train_seconds": results["train_seconds"], "sparsity": results.get("sparsity", {}),
+           "threads": results.get("machine", {}).get("threads")}
+    if "speedup" in results:
+        row.update({"test_compacted": results["metric"]["test_compacted"], "params_nonzero": params["nonzero"],
+                    "params_compacted": params["compacted"], "params_compacted_nonzero": params["compacted_nonzero"],
+                    "flops_pruned": flops["pruned"], "flops_structural": flops["structural"],
+                    "flops_counter_dense": flops.get("flop_counter_dense"), "speedup": results["speedup"]["measured"],
+                    "dense_graphs_per_s": results["speedup"]["dense_graphs_per_s"],
+                    "max_abs_diff": results["compaction_max_abs_diff"]})
+    return row
+
+
+def load_runs(runs: Path) -> dict[str, list[dict]]:
+    groups = defaultdict(list)
+    for path in sorted(runs.glob("*/results.json")):
+        match = re.fullmatch(r"(.+)-s(\d+)", path.parent.name)
+        tag = match.group(1) if match else path.parent.name
+        groups[tag].append(key_numbers(json.loads(path.read_text())))
+    return groups
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def markdown(groups: dict[str, list[dict]]) -> str:
+    lines = ["| setting | model | dataset | sparsity | test per seed | mean ± std | params | FLOPs/graph | graphs/s | s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    pruned = ["", "| setting | test (trained) | test (compacted) | params dense → compacted (nonzero) | "
+                  "FLOPs/graph dense → structural (pruned, density-weighted) | measured speed-up | max abs diff |",
+              "|---|---|---|---|---|---|---|"]
+    for tag, rows in sorted(groups.items()):
+        rows.sort(key=lambda r: r["seed"])
+        first = rows[0]
+        sparsity = ", ".join(f"{k}={v:g}" for k, v in first["sparsity"].items() if v) or "dense"
+        tests = [r["test"] for r in rows]
+        lines.append(f"| {tag} | {first['model']} | {first['dataset']} | {sparsity} | "
+                     f"{', '.join(f'{t:.4f}' for t in tests)} | {_mean_std(tests)} | {first['params']:,} | "
+                     f"{first['flops_dense'] / 1e6:.2f} M | {statistics.fmean(r['graphs_per_s'] for r in rows):,.0f} | "
+                     f"{statistics.fmean(r['epoch_seconds'] for r in rows):.2f} |")
+        if "speedup" in first:
+            pruned.append(
+                f"| {tag} | {_mean_std(tests)} | {_mean_std([r['test_compacted'] for r in rows])} | "
+                f"{first['params']:,} → {first['params_compacted']:,} ({first['params_compacted_nonzero']:,}) | "
+                f"{first['flops_dense'] / 1e6:.2f} M → {first['flops_structural'] / 1e6:.2f} M "
+                f"({first['flops_pruned'] / 1e6:.2f} M) | "
+                f"{', '.join(format(r['speedup'], '.2f') + 'x' for r in rows)} | "
+                f"{max(r['max_abs_diff'] for r in rows):.1e} |")
+    return "\n".join(lines + (pruned if len(pruned) > 3 else [])) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, help="folder holding TAG-sSEED run folders")
+    parser.add_argument("--out", type=Path, required=True, help="output path without extension")
+    parser.add_argument("--only", help="regular expression: keep tags that match")
+    args = parser.parse_args()
+    groups = load_runs(args.runs)
+    if args.only:
+        groups = {t: r for t, r in groups.items() if re.search(args.only, t)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(groups, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(groups))
+    print(markdown(groups))
+
+
+if __name__ == "__main__":
+    main()
