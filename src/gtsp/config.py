@@ -32,7 +32,8 @@ class RunConfig:
     weight_decay: float = 1e-5
     warmup_epochs: int = 5
     grad_clip: float = 5.0
-    bucket: bool = True
+    bucket_pool: int = 16
+    threads: int = 1
     device: str = "auto"
     folds: int = 0
     fold: int = 0
@@ -49,6 +50,10 @@ class RunConfig:
             raise GtspError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.lr <= 0:
             raise GtspError(f"--lr must be positive (got {self.lr})")
+        if self.bucket_pool < 1:
+            raise GtspError(f"--bucket-pool must be at least 1 (1 = no size bucketing; got {self.bucket_pool})")
+        if self.threads < 1:
+            raise GtspError(f"--threads must be at least 1 (got {self.threads})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise GtspError(f"--device must be auto, cpu or cuda (got {self.device!r})")
         hidden, heads = self.model_args.get("hidden"), self.model_args.get("heads")

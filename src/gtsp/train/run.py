@@ -39,6 +39,10 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     if cfg.model not in MODELS:
         raise GtspError(f"unknown model {cfg.model!r}: choose one of {', '.join(sorted(MODELS))}")
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
+        # on a loaded machine (benchmarks/results/speed_findings.md); --threads raises it
+        torch.set_num_threads(cfg.threads)
     features = MODELS[cfg.model].required_features(cfg.model_args)
     data = load_dataset(cfg.dataset, data_root=cfg.data_root, cache_root=cfg.cache_root, features=features,
                         seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
@@ -51,7 +55,7 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(cfg.out)
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
-                      seed=cfg.seed, bucket=cfg.bucket, device=device, hooks=sparsifier, progress=progress)
+                      seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress)
     fit = trainer.fit(resume=cfg.resume)
     results = {
         "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,

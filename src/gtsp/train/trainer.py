@@ -62,7 +62,8 @@ class Trainer:
         model: a backbone from :mod:`gtsp.models`.
         data: the loaded dataset.
         out: run folder (checkpoint, ``metrics.jsonl``).
-        epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed, bucket: the usual.
+        epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed: the usual.
+        bucket_pool: batches per size-sorted pool of the training sampler (1 = no bucketing).
         device: ``torch.device`` to train on.
         hooks: optional sparsifier following the protocol in the module docstring.
         progress: show a progress bar.
@@ -70,11 +71,11 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
                  lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
-                 bucket: bool = True, device: torch.device = torch.device("cpu"), hooks: Any = None,
+                 bucket_pool: int = 16, device: torch.device = torch.device("cpu"), hooks: Any = None,
                  progress: bool = True) -> None:
         self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
         self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
-        self.loader = train_loader(data.train, batch_size, seed, bucket)
+        self.loader = train_loader(data.train, batch_size, seed, bucket_pool)
         self.valid_batches = eval_batches(data.valid, batch_size)
         self.test_batches = eval_batches(data.test, batch_size)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
