@@ -34,8 +34,7 @@ from torch import Tensor, nn
 
 from gtsp.errors import GtspError
 from gtsp.nn.ffn import FeedForward
-from gtsp.sparsify.base import Sparsifier
-from gtsp.sparsify.schedules import CubicSchedule, keep_count
+from gtsp.sparsify.schedules import GradualSparsifier, keep_count
 from gtsp.sparsify.weight import prunable_blocks
 
 
@@ -58,7 +57,7 @@ def neuron_scores(ffn: FeedForward) -> Tensor:
     return incoming.norm(dim=1) * ffn.fc2.weight.norm(dim=0)
 
 
-class NeuronSparsifier(Sparsifier):
+class NeuronSparsifier(GradualSparsifier):
     """Gradual structured pruning of FFN hidden neurons, compacted into narrower layers.
 
     Args:
@@ -72,9 +71,7 @@ class NeuronSparsifier(Sparsifier):
 
     def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
                  update_every: int = 200) -> None:
-        super().__init__(ratio)
-        self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
-        self.plan: CubicSchedule | None = None
+        super().__init__(ratio, start_epoch, end_epoch, update_every)
         self.ffns: list[tuple[str, FeedForward]] = []
         self.hidden: dict[str, int] = {}  # widths before pruning (compaction shrinks the gates)
         self.history: list[dict[str, Any]] = []
@@ -93,11 +90,6 @@ class NeuronSparsifier(Sparsifier):
                                 f"neurons of {name}: lower the ratio")
         return model
 
-    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
-        super().schedule(epochs, steps_per_epoch)
-        self.plan = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
-                                              self.end_epoch, self.update_every)
-
     def on_step(self, step: int) -> None:
         if self.plan is None or not self.ffns:
             raise GtspError("neuron pruning: call prepare(model) and schedule(epochs, steps_per_epoch) "
@@ -105,9 +97,6 @@ class NeuronSparsifier(Sparsifier):
         if self.plan.is_update(step) and self.ratio > 0:
             self._update(step)
         self.last_step = step
-
-    def selectable(self, epoch: int) -> bool:
-        return self.plan is None or epoch >= self.plan.end_epoch
 
     @torch.no_grad()
     def _update(self, step: int) -> None:

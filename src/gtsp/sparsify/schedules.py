@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from gtsp.errors import GtspError
+from gtsp.sparsify.base import Sparsifier
 
 DEFAULT_START = 0.1  # fractions of training, as in the GTSP code (epochs 10 and 80 of 100)
 DEFAULT_END = 0.8
@@ -102,3 +103,25 @@ def cosine_decay(progress: float) -> float:
 def keep_count(density: float, total: int) -> int:
     """How many of ``total`` units a density keeps (rounded half up, so counts are reproducible)."""
     return int(math.floor(density * total + 0.5))
+
+
+class GradualSparsifier(Sparsifier):
+    """A sparsifier whose density follows a :class:`CubicSchedule` over a window of epochs.
+
+    Holds the window (``start_epoch``, ``end_epoch``, ``update_every``), lays out the plan in
+    :meth:`schedule`, and allows model selection only once the final density is reached.
+    """
+
+    def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
+                 update_every: int = 200) -> None:
+        super().__init__(ratio)
+        self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
+        self.plan: CubicSchedule | None = None
+
+    def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        super().schedule(epochs, steps_per_epoch)
+        self.plan = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
+                                              self.end_epoch, self.update_every)
+
+    def selectable(self, epoch: int) -> bool:
+        return self.plan is None or epoch >= self.plan.end_epoch

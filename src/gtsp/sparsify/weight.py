@@ -45,8 +45,7 @@ from torch_geometric.nn.dense.linear import Linear as PygLinear
 from gtsp.errors import GtspError
 from gtsp.nn.attention import MultiHeadSelfAttention
 from gtsp.nn.ffn import FeedForward
-from gtsp.sparsify.base import Sparsifier
-from gtsp.sparsify.schedules import CubicSchedule, cosine_decay, keep_count
+from gtsp.sparsify.schedules import CubicSchedule, GradualSparsifier, cosine_decay, keep_count
 
 BLOCK_ATTRIBUTES = ("gnn", "layers")  # where backbones keep their MPNN / transformer blocks, in forward order
 OWNED_LINEARS: dict[type, tuple[str, ...]] = {MultiHeadSelfAttention: ("qkv", "out"), FeedForward: ("fc1", "fc2")}
@@ -123,7 +122,7 @@ class MaskedLayer:
         return self.module.parametrizations.weight.original
 
 
-class WeightSparsifier(Sparsifier):
+class WeightSparsifier(GradualSparsifier):
     """Gradual magnitude pruning of block weights with gradient-based regrowth.
 
     Args:
@@ -142,15 +141,13 @@ class WeightSparsifier(Sparsifier):
 
     def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
                  update_every: int = 200, regrow: float = 0.3, scope: str = "global", seed: int = 0) -> None:
-        super().__init__(ratio)
+        super().__init__(ratio, start_epoch, end_epoch, update_every)
         if not 0.0 <= regrow < 1.0:
             raise GtspError(f"regrow={regrow} is outside [0, 1): give the fraction of kept weights to swap")
         if scope not in SCOPES:
             raise GtspError(f"unknown weight pruning scope {scope!r}: choose global or layer")
-        self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
         self.regrow, self.scope = float(regrow), scope
         self.generator = torch.Generator().manual_seed(seed)
-        self.plan: CubicSchedule | None = None
         self.layers: list[MaskedLayer] = []
         self.history: list[dict[str, Any]] = []
         self.last_step = 0
@@ -172,8 +169,6 @@ class WeightSparsifier(Sparsifier):
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
         super().schedule(epochs, steps_per_epoch)
-        self.plan = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
-                                              self.end_epoch, self.update_every)
         self._set_recording(self.last_step)
 
     def on_step(self, step: int) -> None:
@@ -184,9 +179,6 @@ class WeightSparsifier(Sparsifier):
             self._update(step)
         self.last_step = step
         self._set_recording(step)
-
-    def selectable(self, epoch: int) -> bool:
-        return self.plan is None or epoch >= self.plan.end_epoch
 
     def compact(self, model: nn.Module) -> nn.Module:
         """Fold every :class:`WeightMask` of ``model`` into its weight (in place): plain Linear layers with zeros."""
