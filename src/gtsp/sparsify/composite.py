@@ -27,10 +27,6 @@ class CompositeSparsifier(Sparsifier):
         self.ratio = 0.0
         self.model = None
 
-    @property
-    def ratios(self) -> dict[str, float]:
-        return {s.dimension: s.ratio for s in self.members}
-
     def prepare(self, model: nn.Module) -> nn.Module:
         for member in self.members:
             model = member.prepare(model)
