@@ -82,6 +82,16 @@ def _data_parser(sub) -> None:
     b.add_argument("--split", choices=["scaffold", "random"], default="scaffold", help="split (default scaffold)")
     b.add_argument("--seed", type=int, default=0, help="seed of the random split")
     b.add_argument("--cache-root", help="writable folder (default $GTSP_CACHE or ~/.cache/gtsp)")
+    r = dsub.add_parser("prepare", help="process and cache a dataset with the encodings a model needs",
+                        description="Run the pre-transforms (RWSE, shortest paths, ...) that training --model "
+                                    "on --dataset needs and cache them, e.g. once before parallel seeds.")
+    r.add_argument("--config", help="YAML file as for gtsp train (flags override it)")
+    r.add_argument("--model", help="backbone whose encodings to compute (default gps)")
+    r.add_argument("--dataset", help="dataset name as for gtsp train")
+    r.add_argument("--data-root", help="folder with original data files (default $GTSP_DATA)")
+    r.add_argument("--cache-root", help="writable folder for processed data (default $GTSP_CACHE or ~/.cache/gtsp)")
+    r.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="backbone hyper-parameter that changes the encodings, e.g. rwse_steps=16")
 
 
 def _export_parser(sub) -> None:
@@ -114,11 +124,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg = merge(cfg, load_yaml(args.config))
     flags = {k: v for k, v in vars(args).items()
              if v is not None and k in RunConfig.__dataclass_fields__ and k not in ("model_args", "prune")}
-    model_args = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+    model_args = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None}
     for item in args.model_arg:
         model_args.update({k: _yaml_value(v) for k, v in _parse_pairs(item, "--model-arg").items()})
     overrides = {**flags, "model_args": model_args}
-    if args.prune:
+    if getattr(args, "prune", None):
         overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
     return merge(cfg, overrides)
 
@@ -137,6 +147,22 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_data(args) -> None:
+    if args.data_command == "prepare":
+        _prepare(args)
+    else:
+        _build_mol(args)
+
+
+def _prepare(args) -> None:
+    from gtsp.train.run import prepare_data
+
+    cfg = config_from_args(args)
+    data = prepare_data(cfg)
+    print(f"{cfg.dataset} ready for {cfg.model}: {len(data.train)} / {len(data.valid)} / {len(data.test)} graphs "
+          "(train / valid / test)")
+
+
+def _build_mol(args) -> None:
     from gtsp.data.ogb_mol import build_custom
 
     labels = [c.strip() for c in args.label_cols.split(",") if c.strip()]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from gtsp.config import RunConfig
-from gtsp.data.registry import load_dataset
+from gtsp.data.registry import GraphDataset, load_dataset
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.sparsify import build_sparsifier, sparsity_record
@@ -33,19 +33,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def prepare_data(cfg: RunConfig) -> GraphDataset:
+    """Load ``cfg.dataset`` with the encodings ``cfg.model`` needs, processing and caching them once."""
+    if cfg.model not in MODELS:
+        raise GtspError(f"unknown model {cfg.model!r}: choose one of {', '.join(sorted(MODELS))}")
+    features = MODELS[cfg.model].required_features(cfg.model_args)
+    return load_dataset(cfg.dataset, data_root=cfg.data_root, cache_root=cfg.cache_root, features=features,
+                        seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
+
+
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Train as ``cfg`` says and return (and write) the results record."""
     cfg.validate()
-    if cfg.model not in MODELS:
-        raise GtspError(f"unknown model {cfg.model!r}: choose one of {', '.join(sorted(MODELS))}")
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (benchmarks/results/speed_findings.md); --threads raises it
         torch.set_num_threads(cfg.threads)
-    features = MODELS[cfg.model].required_features(cfg.model_args)
-    data = load_dataset(cfg.dataset, data_root=cfg.data_root, cache_root=cfg.cache_root, features=features,
-                        seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
+    data = prepare_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.info, **cfg.model_args)
     sparsifier = build_sparsifier(cfg.prune, cfg.prune_args, cfg.seed)
