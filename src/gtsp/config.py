@@ -32,7 +32,7 @@ class RunConfig:
     weight_decay: float = 1e-5
     warmup_epochs: int = 5
     grad_clip: float = 5.0
-    bucket_pool: int = 16
+    bucket_pool: int = 1
     threads: int = 1
     device: str = "auto"
     folds: int = 0

@@ -16,6 +16,13 @@ What sparsifiers see and change:
   that picks the tokens taking part in attention; only those are gathered into
   a shorter sequence, so the attention really costs less;
 - :meth:`prune_heads` slices the projections down to the kept heads.
+
+Padding: on the CPU the graphs of a batch are attended in groups of similar size
+(``group_size`` graphs each, sorted by length), each group padded only to its own
+longest graph. The result is the padded computation's, but a random batch of
+NCI1 graphs no longer pays for the 6-7x attention work its padding would cost,
+so training needs no size-sorted batches (which cost accuracy: see
+``benchmarks/results/bucketing.md``). On a GPU one padded call is faster.
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.register_buffer("head_scores", torch.zeros(num_heads))
         self.record_head_scores = False
         self.token_selector: nn.Module | None = None
+        self.group_size = 16  # graphs per size group on the CPU; 0 = always one padded call
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -70,16 +78,29 @@ class MultiHeadSelfAttention(nn.Module):
             ``[B, L, C]``; tokens the selector dropped get zeros (their residual path keeps them).
         """
         if self.token_selector is None:
-            return self._attend(x, mask, bias)
+            return self._attend_grouped(x, mask, bias)
         index, kept_mask, gate = self.token_selector(x, mask)
         rows = index.unsqueeze(-1).expand(-1, -1, x.size(-1))
         kept_bias = None if bias is None else gather_pairs(bias, index)
         # The gate is exactly 1 forward; multiplying the kept tokens by it (as GTSP masks the
         # input tokens) lets every downstream use of those tokens train the selector's scorer.
         # Slots past a graph's own k point at dropped tokens: zero them so the scatter leaves those at 0.
-        kept = self._attend(x.gather(1, rows) * gate.unsqueeze(-1), kept_mask, kept_bias)
+        kept = self._attend_grouped(x.gather(1, rows) * gate.unsqueeze(-1), kept_mask, kept_bias)
         kept = kept * kept_mask.unsqueeze(-1)
         return torch.zeros_like(x).scatter(1, rows, kept)
+
+    def _attend_grouped(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
+        """:meth:`_attend` per group of similar-length graphs; padding slots of the result are 0."""
+        groups = size_groups(mask, self.group_size) if mask is not None and not x.is_cuda else None
+        if groups is None:
+            return self._attend(x, mask, bias)
+        out = x.new_zeros(x.size(0), x.size(1), self.out.out_features)
+        for graphs, length in groups:
+            part_mask = mask[graphs, :length]
+            part_bias = None if bias is None else bias[graphs, :, :length, :length]
+            out[graphs, :length] = self._attend(x[graphs, :length], None if bool(part_mask.all()) else part_mask,
+                                                part_bias)
+        return out
 
     def _attend(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
         batch, length, _ = x.shape
@@ -114,6 +135,21 @@ class MultiHeadSelfAttention(nn.Module):
         self.num_heads = keep.numel()
         self.head_gate = torch.ones(self.num_heads, device=gate.device)
         self.head_scores = torch.zeros(self.num_heads, device=gate.device)
+
+
+def size_groups(mask: Tensor, group_size: int) -> list[tuple[Tensor, int]] | None:
+    """``(graph indices, longest length)`` per group of ``group_size`` graphs sorted by length.
+
+    ``mask`` is ``[B, L]`` with each sequence's real tokens first. None when one group would do.
+    """
+    if group_size <= 0 or mask.size(0) <= group_size:
+        return None
+    lengths = mask.sum(1)
+    order = torch.argsort(lengths)
+    groups = []
+    for graphs in order.split(group_size):
+        groups.append((graphs, int(lengths[graphs[-1]])))
+    return groups
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:

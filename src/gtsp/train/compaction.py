@@ -42,13 +42,14 @@ def timed_ratio(dense: nn.Module, compacted: nn.Module, batches, device) -> dict
 def compaction_report(dense: nn.Module, masked: nn.Module, sparsifier: CompositeSparsifier, data,
                       test_batches, device) -> tuple[nn.Module, dict[str, Any]]:
     """The compacted model and the ``results.json`` entries that compare it with dense and masked."""
+    dense = dense.to(device).eval()  # built fresh on the CPU: FLOP counting runs it on test batches
     compacted = sparsifier.compact(copy.deepcopy(masked)).to(device).eval()
     masked_logits, labels = predict(masked, test_batches, device)
     compact_logits, _ = predict(compacted, test_batches, device)
     info = data.info
     dense_flops = analytic_flops_per_graph(dense, data.test, FLOP_SAMPLE, device)
     compact_flops = analytic_flops_per_graph(compacted, data.test, FLOP_SAMPLE, device)
-    speed = timed_ratio(dense.to(device), compacted, test_batches[0], device)
+    speed = timed_ratio(dense, compacted, test_batches[0], device)
     report = {
         "params": {"dense": count_params(dense)["dense"], "nonzero": count_params(masked)["nonzero"],
                    "compacted": count_params(compacted)["dense"],

@@ -71,7 +71,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
                  lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
-                 bucket_pool: int = 16, device: torch.device = torch.device("cpu"), hooks: Any = None,
+                 bucket_pool: int = 1, device: torch.device = torch.device("cpu"), hooks: Any = None,
                  progress: bool = True) -> None:
         self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
         self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
