@@ -7,6 +7,11 @@ Run folders are named ``TAG-sSEED``; runs sharing a TAG are seeds of one setting
 writes ``NAME.json`` (every run's key numbers) and ``NAME.md`` (one row per TAG:
 metric per seed and mean ± std, parameters, FLOPs, throughput, epoch time, and for
 pruned runs the compacted metric, reductions and measured speed-up).
+
+With ``--logs`` the tables come from each run's ``metrics.jsonl`` instead, so runs cut
+before writing ``results.json`` (e.g. by the end of a GPU lease) still count: per seed,
+the test metric at the epoch the trainer had selected on validation, and how many epochs
+had run.
 """
 from __future__ import annotations
 
@@ -46,6 +51,41 @@ def load_runs(runs: Path) -> dict[str, list[dict]]:
     return groups
 
 
+def log_numbers(metrics: Path) -> dict:
+    """The trainer's selection so far, from its per-epoch JSON lines."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    best = rows[-1]["best_epoch"]
+    chosen = next((r for r in rows if r["epoch"] == best), None)
+    seed = re.fullmatch(r".+-s(\d+)", metrics.parent.name)
+    return {"seed": int(seed.group(1)) if seed else 0, "epochs_run": len(rows), "best_epoch": best,
+            "finished": (metrics.parent / "results.json").is_file(),
+            "val": chosen["val"] if chosen else None, "test": chosen["test"] if chosen else None,
+            "epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows)}
+
+
+def load_logs(runs: Path) -> dict[str, list[dict]]:
+    groups = defaultdict(list)
+    for path in sorted(runs.glob("*/metrics.jsonl")):
+        match = re.fullmatch(r"(.+)-s(\d+)", path.parent.name)
+        groups[match.group(1) if match else path.parent.name].append(log_numbers(path))
+    return groups
+
+
+def log_markdown(groups: dict[str, list[dict]]) -> str:
+    lines = ["| setting | test per seed (selected epoch / epochs run) | mean ± std | mean val | s/epoch |",
+             "|---|---|---|---|---|"]
+    for tag, rows in sorted(groups.items()):
+        rows = sorted((r for r in rows if r["test"] is not None), key=lambda r: r["seed"])
+        if not rows:
+            continue
+        cells = ", ".join(f"{r['test']:.4f} ({r['best_epoch']}/{r['epochs_run']}{'' if r['finished'] else '*'})"
+                          for r in rows)
+        lines.append(f"| {tag} | {cells} | {_mean_std([r['test'] for r in rows])} | "
+                     f"{statistics.fmean(r['val'] for r in rows):.4f} | "
+                     f"{statistics.fmean(r['epoch_seconds'] for r in rows):.2f} |")
+    return "\n".join(lines + ["", "`*`: cut before results.json was written; selection over the epochs run."]) + "\n"
+
+
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -83,14 +123,16 @@ def main() -> None:
     parser.add_argument("runs", type=Path, help="folder holding TAG-sSEED run folders")
     parser.add_argument("--out", type=Path, required=True, help="output path without extension")
     parser.add_argument("--only", help="regular expression: keep tags that match")
+    parser.add_argument("--logs", action="store_true", help="read metrics.jsonl (also of unfinished runs)")
     args = parser.parse_args()
-    groups = load_runs(args.runs)
+    groups = load_logs(args.runs) if args.logs else load_runs(args.runs)
     if args.only:
         groups = {t: r for t, r in groups.items() if re.search(args.only, t)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(groups, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(groups))
-    print(markdown(groups))
+    table = log_markdown(groups) if args.logs else markdown(groups)
+    args.out.with_suffix(".md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

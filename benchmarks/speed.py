@@ -7,8 +7,9 @@
 Contenders (same hyper-parameters, same initial weights, same AdamW):
 - ``reference``: ``benchmarks/pyg_reference.py`` (``GPSConv`` layers), trained on plain shuffled
   PyG ``DataLoader`` batches, evaluated through a ``DataLoader`` (the usual way);
-- ``gtsp``: ``gtsp.models.GPS`` with gtsp's size-bucketed training batches (``train_loader``) and
-  size-sorted, pre-collated evaluation batches (``eval_batches``).
+- ``gtsp``: ``gtsp.models.GPS`` on gtsp's default training batches (``train_loader``: plain shuffled
+  ones since session 2; its attention pads each group of 16 similar-size graphs on its own, on the CPU)
+  and size-sorted, pre-collated evaluation batches (``eval_batches``).
 
 Measured per model: training seconds per epoch (collation + forward + backward + AdamW step over
 the train split; medians of epochs interleaved between the models), inference graphs/s over the
@@ -247,10 +248,28 @@ def median(values) -> float:
 # ---------------------------------------------------------------------------------------------
 # padding
 # ---------------------------------------------------------------------------------------------
-def padding_stats(batches_sizes: list[np.ndarray]) -> dict:
-    """Share of padded token slots (``1 - N / (B L)``) and padded attention pairs (``1 - sum n^2 / (B L^2)``)."""
-    slots, pairs, tot_slots, tot_real, tot_pairs, tot_real_pairs = [], [], 0, 0, 0, 0
+def attention_groups(batches_sizes: list[np.ndarray], group_size: int) -> list[np.ndarray]:
+    """The sequences attention pads together: each batch, cut as ``gtsp.nn.attention.size_groups`` does."""
+    if group_size <= 0:
+        return list(batches_sizes)
+    groups = []
     for sizes in batches_sizes:
+        ordered = np.sort(sizes, kind="stable")
+        groups += [ordered] if len(sizes) <= group_size else [ordered[i:i + group_size]
+                                                              for i in range(0, len(sizes), group_size)]
+    return groups
+
+
+def gtsp_group_size(device: torch.device) -> int:
+    """Graphs per attention size group in gtsp's model on ``device`` (no groups on a GPU)."""
+    return 0 if device.type == "cuda" else MultiHeadSelfAttention(8, 1).group_size
+
+
+def padding_stats(batches_sizes: list[np.ndarray], group_size: int = 0) -> dict:
+    """Share of padded token slots (``1 - N / (B L)``) and padded attention pairs (``1 - sum n^2 / (B L^2)``),
+    per padded unit: a batch, or with ``group_size`` each size group that attention pads on its own."""
+    slots, pairs, tot_slots, tot_real, tot_pairs, tot_real_pairs = [], [], 0, 0, 0, 0
+    for sizes in attention_groups(batches_sizes, group_size):
         b, length = len(sizes), int(sizes.max())
         real, real_pairs = int(sizes.sum()), int((sizes.astype(np.int64) ** 2).sum())
         slots.append(1 - real / (b * length))
@@ -259,7 +278,7 @@ def padding_stats(batches_sizes: list[np.ndarray]) -> dict:
         tot_real += real
         tot_pairs += b * length * length
         tot_real_pairs += real_pairs
-    return {"batches": len(batches_sizes),
+    return {"batches": len(batches_sizes), "group_size": group_size,
             "slot_padding_mean": float(np.mean(slots)), "slot_padding_median": float(np.median(slots)),
             "slot_padding_max": float(np.max(slots)), "slot_padding_overall": 1 - tot_real / tot_slots,
             "pair_padding_mean": float(np.mean(pairs)), "pair_padding_median": float(np.median(pairs)),
@@ -273,7 +292,7 @@ def sampler_batches(sampler, epoch: int = 0) -> list[list[int]]:
     return [list(map(int, b)) for b in sampler]
 
 
-def padding_breakdown(ds, batch_size: int, seed: int) -> dict:
+def padding_breakdown(ds, batch_size: int, seed: int, device: torch.device) -> dict:
     sizes = np.array([g.num_nodes for g in ds.train])
     test_sizes = np.array([g.num_nodes for g in ds.test])
     torch.manual_seed(seed)
@@ -282,11 +301,12 @@ def padding_breakdown(ds, batch_size: int, seed: int) -> dict:
     order = np.argsort(test_sizes, kind="stable")
     return {
         "train_random (reference)": padding_stats([sizes[b] for b in random_batches]),
-        "train_bucketed (gtsp)": padding_stats([sizes[b] for b in bucket_batches]),
+        "train (gtsp: its batches, attention size groups)": padding_stats([sizes[b] for b in bucket_batches],
+                                                                          gtsp_group_size(device)),
         "test_loader_order (reference)": padding_stats(
             [test_sizes[s:s + batch_size] for s in range(0, len(test_sizes), batch_size)]),
         "test_sorted (gtsp)": padding_stats(
-            [test_sizes[order[s:s + batch_size]] for s in range(0, len(order), batch_size)]),
+            [test_sizes[order[s:s + batch_size]] for s in range(0, len(order), batch_size)], gtsp_group_size(device)),
         "graph_size": {"mean": float(sizes.mean()), "median": float(np.median(sizes)), "max": int(sizes.max()),
                        "min": int(sizes.min())},
     }
@@ -317,8 +337,9 @@ def split_flops(model, graphs, device) -> dict:
     return total
 
 
-def executed_attention_flops(batches_sizes, layers: int, hidden: int) -> tuple[float, float]:
+def executed_attention_flops(batches_sizes, layers: int, hidden: int, group_size: int = 0) -> tuple[float, float]:
     """Attention score/value FLOPs (``4 L^2 C`` per sequence and layer) as executed (padded) and useful."""
+    batches_sizes = attention_groups(batches_sizes, group_size)
     padded = sum(4.0 * len(s) * int(s.max()) ** 2 * hidden for s in batches_sizes) * layers
     useful = sum(4.0 * float((s.astype(np.int64) ** 2).sum()) * hidden for s in batches_sizes) * layers
     return padded, useful
@@ -547,7 +568,9 @@ def benchmark(args, ds, device) -> dict:
     sizes = np.array([g.num_nodes for g in ds.train])
     for name in models:
         batches = sampler_batches(loaders[name].batch_sampler, epoch=1)
-        padded, useful = executed_attention_flops([sizes[b] for b in batches], HPARAMS["layers"], HPARAMS["hidden"])
+        group_size = gtsp_group_size(device) if name == "gtsp" else 0
+        padded, useful = executed_attention_flops([sizes[b] for b in batches], HPARAMS["layers"], HPARAMS["hidden"],
+                                                  group_size)
         rate = flops["train_epoch_fwd_bwd"] / report[name]["train_epoch_seconds"] / 1e9
         infer_rate = test_flops["total"] / graphs * report[name]["inference_graphs_per_s"] / 1e9
         report[name]["train_useful_gflops_per_s"] = rate
@@ -634,14 +657,14 @@ def batch_overlap(first: list[list[int]], second: list[list[int]]) -> float:
 
 
 def experiment_pool(args, ds, device) -> dict:
-    """Bucket pool size: padding, batch-to-batch diversity across epochs, and training epoch time."""
+    """Bucket pool size: padding (with attention size groups), batch-to-batch diversity across epochs, epoch time."""
     sizes = np.array([g.num_nodes for g in ds.train])
     n_batches = -(-len(sizes) // args.batch_size)
     out = {"batches_per_epoch": n_batches, "padding": {}, "epoch_overlap": {}, "train_epoch_seconds": {}}
     for pool in (1, 2, 4, 8, 16, n_batches):
         sampler = SizeBucketSampler(sizes, args.batch_size, args.seed, pool=pool)
         e1, e2 = sampler_batches(sampler, 1), sampler_batches(sampler, 2)
-        stats = padding_stats([sizes[b] for b in e1])
+        stats = padding_stats([sizes[b] for b in e1], gtsp_group_size(device))
         out["padding"][pool] = {k: stats[k] for k in ("slot_padding_overall", "pair_padding_overall",
                                                        "attention_work_vs_unpadded")}
         out["epoch_overlap"][pool] = batch_overlap(e1, e2)
@@ -1065,7 +1088,7 @@ def main(argv=None) -> int:
     log(f"loading {args.dataset}")
     ds = load(args)
     result["split_sizes"] = {"train": len(ds.train), "valid": len(ds.valid), "test": len(ds.test)}
-    result["padding"] = padding_breakdown(ds, args.batch_size, args.seed)
+    result["padding"] = padding_breakdown(ds, args.batch_size, args.seed, torch.device(args.device))
     result.update(benchmark(args, ds, device))
     experiments = run_experiments(args, ds, device)
     if experiments:

@@ -88,3 +88,42 @@ def test_ffn_neuron_pruning_is_exact():
     ffn.prune_neurons(keep)
     assert ffn.fc1.out_features == 5
     assert torch.allclose(ffn(x), before, atol=1e-6)
+
+
+def _ragged(graphs: int = 11, longest: int = 9, seed: int = 1):
+    torch.manual_seed(seed)
+    lengths = torch.randint(1, longest + 1, (graphs,))
+    lengths[0] = longest
+    mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)
+    return torch.randn(graphs, longest, 16, requires_grad=True), mask
+
+
+def test_size_groups_cover_every_graph_once_and_sort_by_length():
+    from gtsp.nn.attention import size_groups
+
+    _, mask = _ragged()
+    groups = size_groups(mask, 4)
+    graphs = torch.cat([g for g, _ in groups])
+    assert sorted(graphs.tolist()) == list(range(mask.size(0)))
+    lengths = mask.sum(1)
+    assert [length for _, length in groups] == [int(lengths[g].max()) for g, _ in groups]
+    assert [length for _, length in groups] == sorted(length for _, length in groups)
+    assert size_groups(mask, mask.size(0)) is None  # one group: a single padded call
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_size_grouped_attention_equals_one_padded_call(with_bias):
+    """Groups change the work done, not the result: outputs and gradients match one padded call."""
+    x, mask = _ragged()
+    bias = torch.randn(x.size(0), 4, x.size(1), x.size(1)) if with_bias else None
+    attn = MultiHeadSelfAttention(16, 4).eval()
+    results = []
+    for group_size in (0, 3):
+        attn.group_size = group_size
+        out = attn(x, mask, bias)
+        grad, = torch.autograd.grad((out[mask] ** 2).sum(), x)
+        results.append((out[mask], grad[mask]))
+    (out0, grad0), (out1, grad1) = results
+    assert torch.allclose(out0, out1, atol=1e-5)
+    assert torch.allclose(grad0, grad1, atol=1e-5)
+    assert torch.allclose(out1, reference_attention(attn, x.detach(), mask, bias)[mask], atol=1e-5)
