@@ -57,8 +57,6 @@ class Graphormer(GraphTransformer):
         max_dist: largest hop distance with its own spatial bias.
         max_path: path edges the edge encoding averages (the paper's multi-hop cap; 0 disables).
         rwse_steps: random-walk structural encoding length (0 to disable).
-        pool: ``"vnode"`` (the paper: the [VNode]'s final state) or ``"vnode+sum"`` (plus the sum
-            of the node states, which lets the readout count, as GIN's sum does).
     """
 
     name = "graphormer"
@@ -70,12 +68,8 @@ class Graphormer(GraphTransformer):
 
     def __init__(self, info: DatasetInfo, hidden: int = 64, layers: int = 4, heads: int = 4,
                  dropout: float = 0.0, attn_dropout: float = 0.1, ffn_ratio: int = 1,
-                 max_degree: int = 64, max_dist: int = 20, max_path: int = 5, rwse_steps: int = 0,
-                 pool: str = "vnode") -> None:
+                 max_degree: int = 64, max_dist: int = 20, max_path: int = 5, rwse_steps: int = 0) -> None:
         super().__init__()
-        if pool not in ("vnode", "vnode+sum"):
-            raise GtspError(f"graphormer pool must be 'vnode' or 'vnode+sum', got {pool!r}")
-        self.pool = pool
         if max_degree < 1:
             raise GtspError(f"max_degree must be at least 1, got {max_degree}")
         self.max_degree = max_degree
@@ -113,12 +107,8 @@ class Graphormer(GraphTransformer):
         return x, ctx
 
     def readout(self, x: Tensor, ctx: GraphContext) -> Tensor:
-        # LayerNorm acts per token: normalise only the slots the readout reads.
-        graph = self.final_norm(x[:, 0])
-        if self.pool == "vnode+sum":
-            nodes = self.final_norm(x[:, 1:]) * ctx.seq.mask[:, 1:, None]
-            graph = graph + nodes.sum(1)
-        return self.head(graph)
+        # LayerNorm acts per token, so normalising only the [VNode] slot is the same as the whole sequence.
+        return self.head(self.final_norm(x[:, 0]))
 
     @torch.no_grad()
     def compact_bias(self) -> None:
