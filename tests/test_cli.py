@@ -77,3 +77,18 @@ def test_help_explains_every_train_option(capsys):
     text = capsys.readouterr().out
     for flag in ("--dataset", "--data-root", "--epochs", "--resume", "--prune", "--device", "--config"):
         assert flag in text
+
+
+def test_unknown_hyper_parameter_names_the_valid_ones(capsys, tmp_path):
+    code, err = run_cli(capsys, "train", "--dataset", "MUTAG", "--model-arg", "hiden=32", "--cache-root",
+                        str(tmp_path), "--out", str(tmp_path))
+    assert code == 2 and len(err) == 1
+    assert "no hyper-parameter hiden" in err[0] and "hidden" in err[0]
+
+
+def test_data_prepare_caches_the_encodings_the_model_needs(capsys, tmp_path):
+    code = main(["data", "prepare", "--dataset", "MUTAG", "--model", "gps", "--cache-root", str(tmp_path)])
+    assert code == 0
+    assert "MUTAG ready for gps" in capsys.readouterr().out
+    processed = {p.name for p in tmp_path.rglob("processed*") if p.is_dir()}
+    assert any("rwse" in name for name in processed), processed
