@@ -173,3 +173,17 @@ def test_missing_shortest_paths_is_a_clear_error() -> None:
     del graph.spd
     with pytest.raises(Exception, match="spd"):
         model()(Batch.from_data_list([graph]))
+
+
+def test_distance_init_starts_heads_local_at_their_own_slopes():
+    from gtsp.errors import GtspError
+    from gtsp.models.graphormer_bias import GraphormerBias
+
+    bias = GraphormerBias(4, max_dist=5, spatial_init="distance")
+    table = bias.spatial.weight.detach()
+    distance = torch.arange(7, dtype=torch.float32)
+    for head, slope in enumerate([0.0, 0.5, 1.0, 2.0]):
+        assert torch.equal(table[:, head], -slope * distance)
+    assert not torch.equal(GraphormerBias(4, max_dist=5).spatial.weight[:, 1], -0.5 * distance)
+    with pytest.raises(GtspError, match="spatial_init"):
+        GraphormerBias(4, spatial_init="alibi")

@@ -57,6 +57,8 @@ class Graphormer(GraphTransformer):
         max_dist: largest hop distance with its own spatial bias.
         max_path: path edges the edge encoding averages (the paper's multi-hop cap; 0 disables).
         rwse_steps: random-walk structural encoding length (0 to disable).
+        spatial_init: start of the spatial-bias table, ``"normal"`` (the paper) or ``"distance"``
+            (bias falling with hop distance at head-specific slopes; see :class:`GraphormerBias`).
     """
 
     name = "graphormer"
@@ -68,7 +70,8 @@ class Graphormer(GraphTransformer):
 
     def __init__(self, info: DatasetInfo, hidden: int = 64, layers: int = 4, heads: int = 4,
                  dropout: float = 0.0, attn_dropout: float = 0.1, ffn_ratio: int = 1,
-                 max_degree: int = 64, max_dist: int = 20, max_path: int = 5, rwse_steps: int = 0) -> None:
+                 max_degree: int = 64, max_dist: int = 20, max_path: int = 5, rwse_steps: int = 0,
+                 spatial_init: str = "normal") -> None:
         super().__init__()
         if max_degree < 1:
             raise GtspError(f"max_degree must be at least 1, got {max_degree}")
@@ -81,7 +84,7 @@ class Graphormer(GraphTransformer):
         # then projected per path position inside the bias module.
         self.edge_encoder = edge_encoder(info, heads) if max_path > 0 else None
         edge_dim = heads if self.edge_encoder is not None else 0
-        self.bias = GraphormerBias(heads, max_dist, max_path, edge_dim)
+        self.bias = GraphormerBias(heads, max_dist, max_path, edge_dim, spatial_init)
         self.vnode = nn.Parameter(torch.zeros(1, 1, hidden))
         self.input_drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
