@@ -395,3 +395,15 @@ def test_layer_head_and_token_pruning_compose(name: str, monkeypatch) -> None:
     assert (out - masked).abs().max() < 1e-4
     assert len(compacted.layers) == 2
     assert {m.always_keep for m in compacted.modules() if isinstance(m, TokenSelector)} == {1}
+
+
+def test_the_epoch_that_chooses_layers_is_not_selectable() -> None:
+    """The trainer asks before ``on_epoch_end``; that epoch's evaluation still ran every layer."""
+    model = make_model("gps", layers=4)
+    sparsifier = LayerSparsifier(0.5)
+    sparsifier.prepare(model)
+    sparsifier.schedule(epochs=4, steps_per_epoch=1)
+    train_steps(model, sparsifier, batch_of("gps"), steps=8)  # every layer runs at least once
+    assert not sparsifier.selectable(2)
+    sparsifier.on_epoch_end(2)  # prune_epoch = 4 // 2: the layers are chosen and skipped from now on
+    assert sparsifier.selectable(3)

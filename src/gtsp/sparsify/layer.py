@@ -163,7 +163,8 @@ class LayerSparsifier(Sparsifier):
             self.mask(self.model)
 
     def selectable(self, epoch: int) -> bool:
-        return self.prune_epoch is None or epoch >= self.prune_epoch
+        # Only a model evaluated with the chosen layers skipped is the model compaction yields.
+        return self.prune_epoch is None or self.removed is not None
 
     def state_dict(self) -> dict[str, Any]:
         return {"drop_prob": self.drop_prob, "criterion": self.criterion,

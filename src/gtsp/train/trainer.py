@@ -5,9 +5,10 @@ The trainer knows nothing of pruning beyond calling an optional ``hooks`` object
 
 - ``extra_loss() -> Tensor | None``: added to the task loss;
 - ``on_step(step)``: after each optimiser step (mask updates, schedules);
-- ``on_epoch_end(epoch)``;
-- ``selectable(epoch) -> bool``: whether this epoch may be chosen as the best model
-  (e.g. not before the final sparsity is reached);
+- ``selectable(epoch) -> bool``: whether the model just evaluated after ``epoch`` may be chosen
+  as the best one (e.g. not before the final sparsity is reached); asked before ``on_epoch_end``;
+- ``on_epoch_end(epoch)``: may change the masks (e.g. choose layers), which the next epoch's
+  evaluation then sees;
 - ``state_dict()`` / ``load_state_dict(state)``: saved in the checkpoint.
 """
 from __future__ import annotations
@@ -138,9 +139,11 @@ class Trainer:
         loss = self._train_one_epoch(epoch)
         seconds = time.perf_counter() - start
         val, test = self.evaluate(self.valid_batches), self.evaluate(self.test_batches)
+        # Ask before on_epoch_end: a mask chosen there was not part of the model just evaluated.
+        selectable = self._hook("selectable", epoch) is not False
         self._hook("on_epoch_end", epoch)
         s = self.state
-        if self._is_better(val) and self._hook("selectable", epoch) is not False:
+        if selectable and self._is_better(val):
             s["best_epoch"], s["best_val"], s["best_test"] = epoch, val, test
             self.best_model_state = copy.deepcopy(self.model.state_dict())
         s["epoch"], s["train_seconds"] = epoch, s["train_seconds"] + seconds
