@@ -73,7 +73,7 @@ from gtsp.accounting.flops import analytic_flops_per_graph  # noqa: E402
 from gtsp.data.batching import SizeBucketSampler, eval_batches, train_loader  # noqa: E402
 from gtsp.data.registry import load_dataset  # noqa: E402
 from gtsp.models import build_model  # noqa: E402
-from gtsp.nn.attention import MultiHeadSelfAttention  # noqa: E402
+from gtsp.nn.attention import GROUP_SIZE, MultiHeadSelfAttention, size_groups  # noqa: E402
 from gtsp.nn.sequences import Sequences  # noqa: E402
 from gtsp.train.metrics import task_loss  # noqa: E402
 
@@ -250,19 +250,18 @@ def median(values) -> float:
 # ---------------------------------------------------------------------------------------------
 def attention_groups(batches_sizes: list[np.ndarray], group_size: int) -> list[np.ndarray]:
     """The sequences attention pads together: each batch, cut as ``gtsp.nn.attention.size_groups`` does."""
-    if group_size <= 0:
-        return list(batches_sizes)
     groups = []
     for sizes in batches_sizes:
-        ordered = np.sort(sizes, kind="stable")
-        groups += [ordered] if len(sizes) <= group_size else [ordered[i:i + group_size]
-                                                              for i in range(0, len(sizes), group_size)]
+        lengths = torch.as_tensor(sizes)
+        mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)
+        parts = size_groups(mask, group_size)
+        groups += [sizes] if parts is None else [sizes[graphs.numpy()] for graphs, _ in parts]
     return groups
 
 
 def gtsp_group_size(device: torch.device) -> int:
     """Graphs per attention size group in gtsp's model on ``device`` (no groups on a GPU)."""
-    return 0 if device.type == "cuda" else MultiHeadSelfAttention(8, 1).group_size
+    return 0 if device.type == "cuda" else GROUP_SIZE
 
 
 def padding_stats(batches_sizes: list[np.ndarray], group_size: int = 0) -> dict:

@@ -33,6 +33,8 @@ from torch import Tensor, nn
 from gtsp.errors import GtspError
 from gtsp.nn.slicing import slice_linear
 
+GROUP_SIZE = 16  # graphs per size group on the CPU (benchmarks/results/bucketing.md)
+
 
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention with an additive per-head bias and a key padding mask.
@@ -58,7 +60,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.register_buffer("head_scores", torch.zeros(num_heads))
         self.record_head_scores = False
         self.token_selector: nn.Module | None = None
-        self.group_size = 16  # graphs per size group on the CPU; 0 = always one padded call
+        self.group_size = GROUP_SIZE  # 0 = always one padded call
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -145,11 +147,7 @@ def size_groups(mask: Tensor, group_size: int) -> list[tuple[Tensor, int]] | Non
     if group_size <= 0 or mask.size(0) <= group_size:
         return None
     lengths = mask.sum(1)
-    order = torch.argsort(lengths)
-    groups = []
-    for graphs in order.split(group_size):
-        groups.append((graphs, int(lengths[graphs[-1]])))
-    return groups
+    return [(graphs, int(lengths[graphs[-1]])) for graphs in torch.argsort(lengths).split(group_size)]
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
