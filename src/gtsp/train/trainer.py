@@ -225,4 +225,5 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # map_location moved the saved generator states onto the GPU; they must be CPU bytes
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
