@@ -111,6 +111,17 @@ def test_size_groups_cover_every_graph_once_and_sort_by_length():
     assert size_groups(mask, mask.size(0)) is None  # one group: a single padded call
 
 
+def test_size_groups_merge_similar_lengths_and_split_mixed_ones():
+    from gtsp.nn.attention import size_groups
+
+    similar = torch.arange(30).unsqueeze(0) < torch.randint(27, 31, (64,)).unsqueeze(1)
+    assert size_groups(similar, 16) is None  # padding adds < 50% work: one call beats four
+    lengths = torch.cat([torch.full((32,), 5), torch.full((32,), 60)])
+    mixed = torch.arange(60).unsqueeze(0) < lengths.unsqueeze(1)
+    groups = size_groups(mixed, 16)
+    assert [(len(g), length) for g, length in groups] == [(32, 5), (32, 60)]
+
+
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_size_grouped_attention_equals_one_padded_call(with_bias):
     """Groups change the work done, not the result: outputs and gradients match one padded call."""

@@ -34,6 +34,9 @@ from gtsp.errors import GtspError
 from gtsp.nn.slicing import slice_linear
 
 GROUP_SIZE = 16  # graphs per size group on the CPU (benchmarks/results/bucketing.md)
+# Neighbouring groups merge while padding adds at most this much attention work: every group
+# costs a fixed ~0.2 ms of small ops, which outweighs a little padding (benchmarks/results/token_speed.md).
+MERGE_SLACK = 1.5
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -82,14 +85,18 @@ class MultiHeadSelfAttention(nn.Module):
         if self.token_selector is None:
             return self._attend_grouped(x, mask, bias)
         index, kept_mask, gate = self.token_selector(x, mask)
-        rows = index.unsqueeze(-1).expand(-1, -1, x.size(-1))
+        batch, length, width = x.shape
+        # Row lookups in the flattened [B * L, C] view: index_select / index_copy are several times
+        # faster on the CPU than gather / scatter with an index expanded over the channels.
+        rows = (index + length * torch.arange(batch, device=x.device).unsqueeze(1)).flatten()
         kept_bias = None if bias is None else gather_pairs(bias, index)
         # The gate is exactly 1 forward; multiplying the kept tokens by it (as GTSP masks the
         # input tokens) lets every downstream use of those tokens train the selector's scorer.
-        # Slots past a graph's own k point at dropped tokens: zero them so the scatter leaves those at 0.
-        kept = self._attend_grouped(x.gather(1, rows) * gate.unsqueeze(-1), kept_mask, kept_bias)
-        kept = kept * kept_mask.unsqueeze(-1)
-        return torch.zeros_like(x).scatter(1, rows, kept)
+        # Slots past a graph's own k point at dropped tokens: zero them so the copy leaves those at 0.
+        picked = x.reshape(batch * length, width).index_select(0, rows).view(batch, -1, width)
+        kept = self._attend_grouped(picked * gate.unsqueeze(-1), kept_mask, kept_bias)
+        kept = (kept * kept_mask.unsqueeze(-1)).reshape(-1, kept.size(-1))
+        return x.new_zeros(batch * length, kept.size(-1)).index_copy(0, rows, kept).view(batch, length, -1)
 
     def _attend_grouped(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
         """:meth:`_attend` per group of similar-length graphs; padding slots of the result are 0."""
@@ -139,15 +146,32 @@ class MultiHeadSelfAttention(nn.Module):
         self.head_scores = torch.zeros(self.num_heads, device=gate.device)
 
 
-def size_groups(mask: Tensor, group_size: int) -> list[tuple[Tensor, int]] | None:
-    """``(graph indices, longest length)`` per group of ``group_size`` graphs sorted by length.
+def size_groups(mask: Tensor, group_size: int, slack: float = MERGE_SLACK) -> list[tuple[Tensor, int]] | None:
+    """``(graph indices, longest length)`` per group of graphs sorted by length.
 
-    ``mask`` is ``[B, L]`` with each sequence's real tokens first. None when one group would do.
+    ``mask`` is ``[B, L]`` with each sequence's real tokens first. Graphs are sorted by length and
+    cut into chunks of ``group_size``; neighbouring chunks are merged while the merged group's padded
+    attention work (graphs x longest^2) stays within ``slack`` times what the chunks cost apart, so a
+    batch of similar sizes (e.g. a size-sorted evaluation batch) pays for one call, not many.
+    None when one group would do.
     """
     if group_size <= 0 or mask.size(0) <= group_size:
         return None
     lengths = mask.sum(1)
-    return [(graphs, int(lengths[graphs[-1]])) for graphs in torch.argsort(lengths).split(group_size)]
+    order = torch.argsort(lengths)
+    ordered = lengths[order].tolist()
+    cuts, start, apart = [], 0, 0.0
+    for begin in range(0, len(ordered), group_size):
+        end = min(begin + group_size, len(ordered))
+        chunk = (end - begin) * ordered[end - 1] ** 2
+        if begin > start and (end - start) * ordered[end - 1] ** 2 > slack * (apart + chunk):
+            cuts.append((start, begin))
+            start, apart = begin, 0.0
+        apart += chunk
+    if start == 0:
+        return None
+    cuts.append((start, len(ordered)))
+    return [(order[a:b], ordered[b - 1]) for a, b in cuts]
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -162,8 +186,9 @@ def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype
 
 def gather_pairs(bias: Tensor, index: Tensor) -> Tensor:
     """``bias[b, h, index[b, i], index[b, j]]``: the ``[B, H, K, K]`` block of kept token pairs."""
-    heads, length = bias.size(1), bias.size(2)
-    rows = index[:, None, :, None].expand(-1, heads, -1, length)
-    bias = bias.gather(2, rows)
-    cols = index[:, None, None, :].expand(-1, heads, index.size(1), -1)
-    return bias.gather(3, cols)
+    batch, heads, length = bias.shape[:3]
+    kept = index.size(1)
+    # One gather over the flattened pair axis (a row gather then a column gather cost 5x more).
+    pairs = (index.unsqueeze(2) * length + index.unsqueeze(1)).view(batch, 1, kept * kept)
+    flat = bias.reshape(batch, heads, length * length).gather(2, pairs.expand(-1, heads, -1))
+    return flat.view(batch, heads, kept, kept)
