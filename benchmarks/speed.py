@@ -254,7 +254,7 @@ def attention_groups(batches_sizes: list[np.ndarray], group_size: int) -> list[n
     for sizes in batches_sizes:
         lengths = torch.as_tensor(sizes)
         mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)
-        parts = size_groups(mask, group_size)
+        parts = size_groups(mask, group_size, HPARAMS["hidden"])
         groups += [sizes] if parts is None else [sizes[graphs.numpy()] for graphs, _ in parts]
     return groups
 

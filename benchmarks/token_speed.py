@@ -5,9 +5,10 @@
 For each backbone (its shipped NCI1 config, fresh weights, seed 0) the dense model and a copy with
 token selectors at ``--ratio`` (what ``gtsp``'s token compaction returns) run over the test split's
 size-sorted evaluation batches (as the trainer's compaction report times them), 1 thread, eval mode.
-Passes alternate between the two models and, for each ``--slacks`` value, between settings of
-``gtsp.nn.attention.size_groups``'s merge slack (1.0 merges only groups of equal lengths, the
-session-2 behaviour); the medians of ``--rounds`` passes are reported. Also the time spent inside the
+Passes alternate between the two models and, for each ``--overheads`` value, between settings of
+the per-call overhead with which ``gtsp.nn.attention.size_groups`` decides to merge size groups
+(0 merges only groups of equal lengths, the session-2 behaviour); the medians of ``--rounds`` passes
+are reported. Also the time spent inside the
 attention modules and inside the token selectors (forward hooks), which shows where the rest goes.
 """
 from __future__ import annotations
@@ -18,13 +19,11 @@ import json
 import platform
 import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 import yaml
 
-import gtsp.nn.attention as attention_module
 from gtsp.data.batching import eval_batches
 from gtsp.data.registry import load_dataset
 from gtsp.models import MODELS, build_model
@@ -35,15 +34,11 @@ from gtsp.sparsify import build_sparsifier
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@contextmanager
-def merge_slack(value: float):
-    """Temporarily change the default merge slack of ``size_groups``."""
-    saved = attention_module.size_groups.__defaults__
-    attention_module.size_groups.__defaults__ = (value,)
-    try:
-        yield
-    finally:
-        attention_module.size_groups.__defaults__ = saved
+def set_group_overhead(model: torch.nn.Module, value: float) -> None:
+    """The per-call overhead every attention module of ``model`` weighs against padding."""
+    for module in model.modules():
+        if isinstance(module, MultiHeadSelfAttention):
+            module.group_overhead = value
 
 
 class HookTimer:
@@ -85,21 +80,21 @@ def measure_backbone(name: str, args) -> dict:
     timers = {"dense": {"attention": HookTimer(dense, MultiHeadSelfAttention)},
               "token": {"attention": HookTimer(pruned, MultiHeadSelfAttention),
                         "selector": HookTimer(pruned, TokenSelector)}}
-    samples = {(slack, kind): [] for slack in args.slacks for kind in ("dense", "token")}
+    samples = {(overhead, kind): [] for overhead in args.overheads for kind in ("dense", "token")}
     for round_ in range(args.rounds + 1):  # round 0 warms up
-        for slack in args.slacks:
-            with merge_slack(slack):
-                for kind, model in (("dense", dense), ("token", pruned)):
-                    sample = one_pass(model, batches, timers[kind])
-                    if round_:
-                        samples[(slack, kind)].append(sample)
+        for overhead in args.overheads:
+            for kind, model in (("dense", dense), ("token", pruned)):
+                set_group_overhead(model, overhead)
+                sample = one_pass(model, batches, timers[kind])
+                if round_:
+                    samples[(overhead, kind)].append(sample)
     rows = []
-    for slack in args.slacks:
-        med = {kind: {key: statistics.median(s[key] for s in samples[(slack, kind)]) * 1e3
-                      for key in samples[(slack, kind)][0]} for kind in ("dense", "token")}
-        rows.append({"slack": slack, "dense_ms": med["dense"], "token_ms": med["token"],
+    for overhead in args.overheads:
+        med = {kind: {key: statistics.median(s[key] for s in samples[(overhead, kind)]) * 1e3
+                      for key in samples[(overhead, kind)][0]} for kind in ("dense", "token")}
+        rows.append({"overhead_flops": overhead, "dense_ms": med["dense"], "token_ms": med["token"],
                      "speedup": med["dense"]["total"] / med["token"]["total"]})
-        print(f"{name:10s} slack {slack:<5g} dense {med['dense']['total']:7.1f} ms "
+        print(f"{name:10s} overhead {overhead:<7g} dense {med['dense']['total']:7.1f} ms "
               f"(attention {med['dense']['attention']:5.1f})  token {med['token']['total']:7.1f} ms "
               f"(attention {med['token']['attention']:5.1f}, selector {med['token']['selector']:4.1f})  "
               f"speed-up {rows[-1]['speedup']:.3f}x", flush=True)
@@ -111,12 +106,12 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--backbones", default="gps,graphtrans,graphormer")
     parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--slacks", default="1.0,1.5", help="merge slacks to compare (comma-separated)")
+    parser.add_argument("--overheads", default="0,2e6", help="per-call overheads (FLOPs) to compare, comma-separated")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--out", default=None, help="write the numbers here as JSON")
     args = parser.parse_args()
-    args.slacks = [float(s) for s in args.slacks.split(",")]
+    args.overheads = [float(s) for s in args.overheads.split(",")]
     torch.set_num_threads(1)
     results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                "threads": 1, "ratio": args.ratio, "rounds": args.rounds,

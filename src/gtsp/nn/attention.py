@@ -34,9 +34,9 @@ from gtsp.errors import GtspError
 from gtsp.nn.slicing import slice_linear
 
 GROUP_SIZE = 16  # graphs per size group on the CPU (benchmarks/results/bucketing.md)
-# Neighbouring groups merge while padding adds at most this much attention work: every group
-# costs a fixed ~0.2 ms of small ops, which outweighs a little padding (benchmarks/results/token_speed.md).
-MERGE_SLACK = 1.5
+# What one more attention call costs in small ops (~0.2 ms here), as FLOPs of padding worth paying
+# instead (benchmarks/results/token_speed.md).
+GROUP_OVERHEAD_FLOPS = 2e6
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -48,6 +48,11 @@ class MultiHeadSelfAttention(nn.Module):
         dropout: dropout on the attention probabilities.
         head_dim: width of one head; defaults to ``dim // num_heads`` (differs after head pruning).
     """
+
+    # Class-level defaults (instances may override them): size groups on the CPU, 0 = one padded call,
+    # and the padding worth paying to save one call. Models pickled before they existed still load.
+    group_size: int = GROUP_SIZE
+    group_overhead: float = GROUP_OVERHEAD_FLOPS
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, head_dim: int | None = None) -> None:
         super().__init__()
@@ -63,7 +68,6 @@ class MultiHeadSelfAttention(nn.Module):
         self.register_buffer("head_scores", torch.zeros(num_heads))
         self.record_head_scores = False
         self.token_selector: nn.Module | None = None
-        self.group_size = GROUP_SIZE  # 0 = always one padded call
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -100,7 +104,7 @@ class MultiHeadSelfAttention(nn.Module):
 
     def _attend_grouped(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
         """:meth:`_attend` per group of similar-length graphs; padding slots of the result are 0."""
-        groups = size_groups(mask, self.group_size) if mask is not None and not x.is_cuda else None
+        groups = size_groups(mask, self.group_size, x.size(-1), self.group_overhead) if mask is not None and not x.is_cuda else None
         if groups is None:
             return self._attend(x, mask, bias)
         out = x.new_zeros(x.size(0), x.size(1), self.out.out_features)
@@ -146,13 +150,15 @@ class MultiHeadSelfAttention(nn.Module):
         self.head_scores = torch.zeros(self.num_heads, device=gate.device)
 
 
-def size_groups(mask: Tensor, group_size: int, slack: float = MERGE_SLACK) -> list[tuple[Tensor, int]] | None:
+def size_groups(mask: Tensor, group_size: int, width: int = 64,
+                overhead: float = GROUP_OVERHEAD_FLOPS) -> list[tuple[Tensor, int]] | None:
     """``(graph indices, longest length)`` per group of graphs sorted by length.
 
-    ``mask`` is ``[B, L]`` with each sequence's real tokens first. Graphs are sorted by length and
-    cut into chunks of ``group_size``; neighbouring chunks are merged while the merged group's padded
-    attention work (graphs x longest^2) stays within ``slack`` times what the chunks cost apart, so a
-    batch of similar sizes (e.g. a size-sorted evaluation batch) pays for one call, not many.
+    ``mask`` is ``[B, L]`` with each sequence's real tokens first; ``width`` is the token width ``C``.
+    Graphs are sorted by length and cut into chunks of ``group_size``; a chunk joins the group before
+    it while padding that group's graphs up to the chunk's length adds less work than one more call
+    costs (``overhead``, in FLOPs; a graph of length ``L`` costs ``4 L C (L + 2 C)``: projections and
+    attention), so similar sizes (e.g. a size-sorted evaluation batch) share one call.
     None when one group would do.
     """
     if group_size <= 0 or mask.size(0) <= group_size:
@@ -160,14 +166,16 @@ def size_groups(mask: Tensor, group_size: int, slack: float = MERGE_SLACK) -> li
     lengths = mask.sum(1)
     order = torch.argsort(lengths)
     ordered = lengths[order].tolist()
-    cuts, start, apart = [], 0, 0.0
-    for begin in range(0, len(ordered), group_size):
-        end = min(begin + group_size, len(ordered))
-        chunk = (end - begin) * ordered[end - 1] ** 2
-        if begin > start and (end - start) * ordered[end - 1] ** 2 > slack * (apart + chunk):
+
+    def work(length: int) -> float:
+        return 4.0 * length * width * (length + 2 * width)
+
+    cuts, start = [], 0
+    for begin in range(group_size, len(ordered), group_size):
+        longest = ordered[min(begin + group_size, len(ordered)) - 1]
+        if (begin - start) * (work(longest) - work(ordered[begin - 1])) > overhead:
             cuts.append((start, begin))
-            start, apart = begin, 0.0
-        apart += chunk
+            start = begin
     if start == 0:
         return None
     cuts.append((start, len(ordered)))
