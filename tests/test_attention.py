@@ -140,3 +140,35 @@ def test_size_grouped_attention_equals_one_padded_call(with_bias):
     assert torch.allclose(out0, out1, atol=1e-5)
     assert torch.allclose(grad0, grad1, atol=1e-5)
     assert torch.allclose(out1, reference_attention(attn, x.detach(), mask, bias)[mask], atol=1e-5)
+
+
+def test_token_selected_attention_is_attention_over_the_kept_tokens_only(padded):
+    """With a selector, each graph attends among its kept tokens (bias restricted to kept pairs) and
+    every other slot of the output is 0: checked one graph at a time against textbook attention."""
+    from gtsp.nn.token_selector import TokenSelector
+
+    x, mask = padded
+    bias = torch.randn(3, 4, 6, 6)
+    attn = MultiHeadSelfAttention(16, 4).eval()
+    attn.token_selector = TokenSelector(16, ratio=0.5).eval()
+    out = attn(x, mask, bias)
+    index, kept, _ = attn.token_selector(x, mask)
+    for b in range(x.size(0)):
+        chosen = index[b][kept[b]]
+        assert mask[b, chosen].all() and chosen.numel() == math.ceil(int(mask[b].sum()) / 2)
+        sub_bias = bias[b][:, chosen][:, :, chosen]
+        ref = reference_attention(attn, x[b, chosen].unsqueeze(0), torch.ones(1, chosen.numel(), dtype=torch.bool),
+                                  sub_bias.unsqueeze(0))[0]
+        assert torch.allclose(out[b, chosen], ref, atol=1e-5)
+        dropped = torch.ones(x.size(1), dtype=torch.bool)
+        dropped[chosen] = False
+        assert (out[b, dropped] == 0).all()
+
+
+def test_gather_pairs_picks_the_kept_rows_and_columns():
+    from gtsp.nn.attention import gather_pairs
+
+    bias = torch.randn(2, 3, 7, 7)
+    index = torch.tensor([[4, 0, 6], [1, 2, 5]])
+    expected = torch.stack([bias[b][:, index[b]][:, :, index[b]] for b in range(2)])
+    assert torch.equal(gather_pairs(bias, index), expected)
