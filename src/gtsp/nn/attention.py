@@ -88,6 +88,10 @@ class MultiHeadSelfAttention(nn.Module):
         """
         if self.token_selector is None:
             return self._attend_grouped(x, mask, bias)
+        return self._attend_selected(x, mask, bias)
+
+    def _attend_selected(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
+        """Attention among the tokens the selector keeps, gathered into shorter sequences."""
         index, kept_mask, gate = self.token_selector(x, mask)
         batch, length, width = x.shape
         # Row lookups in the flattened [B * L, C] view: index_select / index_copy are several times
@@ -104,7 +108,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     def _attend_grouped(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
         """:meth:`_attend` per group of similar-length graphs; padding slots of the result are 0."""
-        groups = size_groups(mask, self.group_size, x.size(-1), self.group_overhead) if mask is not None and not x.is_cuda else None
+        groups = None
+        if mask is not None and not x.is_cuda:
+            groups = size_groups(mask, self.group_size, x.size(-1), self.group_overhead)
         if groups is None:
             return self._attend(x, mask, bias)
         out = x.new_zeros(x.size(0), x.size(1), self.out.out_features)
