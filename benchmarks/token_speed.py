@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.data.batching import eval_batches
 from gtsp.data.registry import load_dataset
 from gtsp.models import MODELS, build_model
@@ -69,11 +69,11 @@ def one_pass(model, batches, timers) -> dict[str, float]:
 
 
 def measure_backbone(name: str, args) -> dict:
-    cfg = yaml.safe_load((CONFIGS / f"{name}-nci1.yaml").read_text())
-    hparams = dict(cfg.get("model_args", {}))
-    data = load_dataset("NCI1", data_root=args.data_root, features=MODELS[cfg["model"]].required_features(hparams))
+    cfg = merge(RunConfig(), load_yaml(CONFIGS / f"{name}-nci1.yaml"))
+    hparams = cfg.model_args
+    data = load_dataset(cfg.dataset, data_root=args.data_root, features=MODELS[cfg.model].required_features(hparams))
     torch.manual_seed(0)
-    dense = build_model(cfg["model"], data.info, **hparams).eval()
+    dense = build_model(cfg.model, data.info, **hparams).eval()
     sparsifier = build_sparsifier({"token": args.ratio})
     pruned = sparsifier.compact(sparsifier.prepare(copy.deepcopy(dense))).eval()
     batches = eval_batches(data.test, args.batch_size)[0]
