@@ -102,24 +102,24 @@ def test_size_groups_cover_every_graph_once_and_sort_by_length():
     from gtsp.nn.attention import size_groups
 
     _, mask = _ragged()
-    groups = size_groups(mask, 4, overhead=0)
+    groups = size_groups(mask, 4, 16, overhead=0)
     graphs = torch.cat([g for g, _ in groups])
     assert sorted(graphs.tolist()) == list(range(mask.size(0)))
     lengths = mask.sum(1)
     assert [length for _, length in groups] == [int(lengths[g].max()) for g, _ in groups]
     assert [length for _, length in groups] == sorted(length for _, length in groups)
-    assert size_groups(mask, mask.size(0)) is None  # one group: a single padded call
+    assert size_groups(mask, mask.size(0), 16) is None  # one group: a single padded call
 
 
 def test_size_groups_merge_similar_lengths_and_split_mixed_ones():
     from gtsp.nn.attention import size_groups
 
     similar = torch.arange(30).unsqueeze(0) < (28 + torch.arange(64) % 3).unsqueeze(1)  # lengths 28-30
-    assert len(size_groups(similar, 16, overhead=0)) == 3  # no overhead: cut wherever the length grows
-    assert size_groups(similar, 16) is None  # a few padded slots cost less than three more calls
+    assert len(size_groups(similar, 16, 64, overhead=0)) == 3  # no overhead: cut wherever the length grows
+    assert size_groups(similar, 16, 64) is None  # a few padded slots cost less than three more calls
     lengths = torch.cat([torch.full((32,), 5), torch.full((32,), 60)])
     mixed = torch.arange(60).unsqueeze(0) < lengths.unsqueeze(1)
-    groups = size_groups(mixed, 16)
+    groups = size_groups(mixed, 16, 64)
     assert [(len(g), length) for g, length in groups] == [(32, 5), (32, 60)]
 
 

@@ -156,7 +156,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.head_scores = torch.zeros(self.num_heads, device=gate.device)
 
 
-def size_groups(mask: Tensor, group_size: int, width: int = 64,
+def size_groups(mask: Tensor, group_size: int, width: int,
                 overhead: float = GROUP_OVERHEAD_FLOPS) -> list[tuple[Tensor, int]] | None:
     """``(graph indices, longest length)`` per group of graphs sorted by length.
 
