@@ -18,8 +18,9 @@ What sparsifiers see and change:
 - :meth:`prune_heads` slices the projections down to the kept heads.
 
 Padding: on the CPU the graphs of a batch are attended in groups of similar size
-(``group_size`` graphs each, sorted by length), each group padded only to its own
-longest graph. The result is the padded computation's, but a random batch of
+(chunks of ``group_size`` graphs sorted by length, neighbouring chunks merged while their
+padding costs less than one more call: :func:`size_groups`), each group padded only to its
+own longest graph. The result is the padded computation's, but a random batch of
 NCI1 graphs no longer pays for the 6-7x attention work its padding would cost,
 so training needs no size-sorted batches (which cost accuracy: see
 ``benchmarks/results/bucketing.md``). On a GPU one padded call is faster.
