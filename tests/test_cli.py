@@ -71,6 +71,17 @@ def test_flags_override_the_yaml_file(tmp_path):
     assert cfg.prune == {"head": 0.5}
 
 
+def test_prune_arg_sets_one_option_and_keeps_the_yaml_ones(tmp_path, capsys):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("prune_args:\n  layer:\n    criterion: cka\n    drop_prob: 0.1\n")
+    args = build_parser().parse_args(["train", "--config", str(cfg_file), "--prune", "layer=0.25",
+                                      "--prune-arg", "layer.drop_prob=0.2,head.mode=topk"])
+    cfg = config_from_args(args)
+    assert cfg.prune_args == {"layer": {"criterion": "cka", "drop_prob": 0.2}, "head": {"mode": "topk"}}
+    code, err = run_cli(capsys, "train", "--prune-arg", "drop_prob=0.2", "--out", str(tmp_path))
+    assert code == 2 and "name the dimension and the option" in err[0]
+
+
 def test_help_explains_every_train_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -66,6 +66,9 @@ def _train_parser(sub) -> None:
                    help="any other backbone hyper-parameter, e.g. --model-arg local=gin (repeatable)")
     p.add_argument("--prune", help="sparsity per dimension, fraction REMOVED: e.g. token=0.5,head=0.5,"
                                    "layer=0.25,weight=0.5,neuron=0.5")
+    p.add_argument("--prune-arg", action="append", default=[], metavar="DIM.KEY=VALUE",
+                   help="a sparsifier option, e.g. --prune-arg layer.criterion=cka (repeatable; "
+                        "same as prune_args in YAML)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -130,7 +133,22 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {**flags, "model_args": model_args}
     if getattr(args, "prune", None):
         overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
+    if getattr(args, "prune_arg", None):
+        overrides["prune_args"] = _prune_args(cfg.prune_args, args.prune_arg)
     return merge(cfg, overrides)
+
+
+def _prune_args(base: dict, items: Sequence[str]) -> dict:
+    """``["layer.drop_prob=0.1"]`` merged into a copy of the YAML's ``prune_args``, option by option."""
+    merged = {dim: dict(options) for dim, options in base.items()}
+    for item in items:
+        for key, value in _parse_pairs(item, "--prune-arg").items():
+            dim, dot, option = key.partition(".")
+            if not dot or not dim or not option:
+                raise GtspError(f"--prune-arg {key}={value}: name the dimension and the option, "
+                                f"e.g. --prune-arg layer.drop_prob=0.1")
+            merged.setdefault(dim, {})[option] = _yaml_value(value)
+    return merged
 
 
 def _ratio(key: str, value: str) -> float:

@@ -4,9 +4,10 @@
 Training follows LayerDrop (Fan et al., ICLR 2020, "Reducing Transformer Depth on Demand
 with Structured Dropout"): each training batch skips each layer with probability
 ``drop_prob``. The skip is of the WHOLE layer (``x -> x``), exactly what removing it
-later does, so the trained model is used to running without any of its layers. Every
-backbone runs ``x = layer(x, ctx)`` over ``model.layers``, so a wrapper around each entry
-works for all of them.
+later does, so the trained model is used to running without any of its layers. Once the
+chosen layers are removed (``prune_epoch``), the kept ones train on without LayerDrop by
+default (``finetune_drop_prob``). Every backbone runs ``x = layer(x, ctx)`` over
+``model.layers``, so a wrapper around each entry works for all of them.
 
 Which layers go: the ones whose output is most like their input. While training, each
 layer that runs measures, on the real tokens of the batch and without gradients,
@@ -115,6 +116,9 @@ class LayerSparsifier(Sparsifier):
         prune_epoch: after this epoch the most redundant layers are chosen and skipped for the rest
             of training (default: half of the epochs given to ``schedule``), so the remaining
             epochs adapt to their absence and model selection sees the pruned model.
+        finetune_drop_prob: LayerDrop probability of the kept layers once the others are removed
+            (default 0: LayerDrop is there to make removal safe; after it, it only regularises a
+            model that is already smaller, and the fine-tuning under-fitted with it).
 
     ``compact(model)`` returns ``model`` with the chosen layers removed from ``model.layers``
     and the remaining ones unwrapped.
@@ -123,12 +127,14 @@ class LayerSparsifier(Sparsifier):
     dimension = "layer"
 
     def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine",
-                 prune_epoch: int | None = None) -> None:
+                 prune_epoch: int | None = None, finetune_drop_prob: float = 0.0) -> None:
         super().__init__(ratio)
         self.prune_epoch = prune_epoch
         self.drop_prob = self.ratio if drop_prob is None else float(drop_prob)
-        if not 0.0 <= self.drop_prob < 1.0:
-            raise GtspError(f"layer drop probability {drop_prob} is outside [0, 1): e.g. 0.25")
+        self.finetune_drop_prob = float(finetune_drop_prob)
+        for name, value in (("drop_prob", self.drop_prob), ("finetune_drop_prob", self.finetune_drop_prob)):
+            if not 0.0 <= value < 1.0:
+                raise GtspError(f"layer pruning {name}={value} is outside [0, 1): e.g. 0.25")
         if criterion not in CRITERIA:
             raise GtspError(f"unknown layer redundancy criterion {criterion!r}: choose {' or '.join(CRITERIA)}")
         self.criterion = criterion
@@ -167,8 +173,8 @@ class LayerSparsifier(Sparsifier):
         return self.prune_epoch is None or self.removed is not None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"drop_prob": self.drop_prob, "criterion": self.criterion,
-                "scores": {k: list(v) for k, v in self.scores.items()}, "removed": self.removed}
+        return {"drop_prob": self.drop_prob, "finetune_drop_prob": self.finetune_drop_prob,
+                "criterion": self.criterion, "scores": {k: list(v) for k, v in self.scores.items()}, "removed": self.removed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scores = {k: list(v) for k, v in state["scores"].items()}
@@ -185,7 +191,8 @@ class LayerSparsifier(Sparsifier):
     def summary(self) -> dict[str, Any]:
         count = len(self.scores.get("cosine", []))
         removed = self.removed if self.removed is not None else []
-        return {"ratio": self.ratio, "drop_prob": self.drop_prob, "criterion": self.criterion,
+        return {"ratio": self.ratio, "drop_prob": self.drop_prob, "finetune_drop_prob": self.finetune_drop_prob,
+                "prune_epoch": self.prune_epoch, "criterion": self.criterion,
                 "layers": count, "kept_layers": count - len(removed), "removed": removed,
                 "redundancy": self.layer_redundancy()}
 
@@ -231,10 +238,11 @@ class LayerSparsifier(Sparsifier):
         return list(self.removed)
 
     def mask(self, model: nn.Module) -> list[int]:
-        """Skip the chosen layers in place (the masked model); returns their indices."""
+        """Skip the chosen layers in place (the masked model) and switch the kept ones to
+        ``finetune_drop_prob``; returns the removed indices."""
         removed = set(self.choose(len(self._layers(model))))
         for i, wrapper in enumerate(self._wrappers(model)):
-            wrapper.skip = i in removed
+            wrapper.skip, wrapper.drop_prob = i in removed, self.finetune_drop_prob
         return sorted(removed)
 
     def _collect(self, model: nn.Module | None, cka: bool | None = None) -> None:
