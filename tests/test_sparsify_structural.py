@@ -402,11 +402,13 @@ def test_the_epoch_that_chooses_layers_is_not_selectable() -> None:
     model = make_model("gps", layers=4)
     sparsifier = LayerSparsifier(0.5)
     sparsifier.prepare(model)
-    sparsifier.schedule(epochs=4, steps_per_epoch=1)
+    sparsifier.schedule(epochs=8, steps_per_epoch=1)
     train_steps(model, sparsifier, batch_of("gps"), steps=8)  # every layer runs at least once
     assert not sparsifier.selectable(2)
     assert {layer.drop_prob for layer in model.layers} == {0.5}
-    sparsifier.on_epoch_end(2)  # prune_epoch = 4 // 2: the layers are chosen and skipped from now on
+    sparsifier.on_epoch_end(1)
+    assert sparsifier.removed is None
+    sparsifier.on_epoch_end(2)  # prune_epoch = 8 // 4: the layers are chosen and skipped from now on
     assert sparsifier.selectable(3)
     # the kept layers fine-tune without LayerDrop (finetune_drop_prob=0), the removed ones never run
     assert [layer.skip for layer in model.layers].count(True) == 2

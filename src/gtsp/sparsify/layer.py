@@ -114,7 +114,7 @@ class LayerSparsifier(Sparsifier):
         drop_prob: LayerDrop probability per layer and training batch (default: ``ratio``).
         criterion: ``"cosine"`` (input/output cosine similarity) or ``"cka"`` (linear CKA).
         prune_epoch: after this epoch the most redundant layers are chosen and skipped for the rest
-            of training (default: half of the epochs given to ``schedule``), so the remaining
+            of training (default: a quarter of the epochs given to ``schedule``), so the remaining
             epochs adapt to their absence and model selection sees the pruned model.
         finetune_drop_prob: LayerDrop probability of the kept layers once the others are removed
             (default 0: LayerDrop is there to make removal safe; after it, it only regularises a
@@ -161,7 +161,7 @@ class LayerSparsifier(Sparsifier):
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
         super().schedule(epochs, steps_per_epoch)
         if self.prune_epoch is None:
-            self.prune_epoch = max(1, epochs // 2)
+            self.prune_epoch = max(1, epochs // 4)
 
     def on_epoch_end(self, epoch: int) -> None:
         self._collect(self.model)
