@@ -80,6 +80,9 @@ def test_prune_arg_sets_one_option_and_keeps_the_yaml_ones(tmp_path, capsys):
     assert cfg.prune_args == {"layer": {"criterion": "cka", "drop_prob": 0.2}, "head": {"mode": "topk"}}
     code, err = run_cli(capsys, "train", "--prune-arg", "drop_prob=0.2", "--out", str(tmp_path))
     assert code == 2 and "name the dimension and the option" in err[0]
+    code, err = run_cli(capsys, "train", "--prune", "layer=0.25", "--prune-arg", "layer.foo=1",
+                        "--dataset", "MUTAG", "--out", str(tmp_path))
+    assert code == 2 and "unknown layer pruning option(s) ['foo']" in err[0] and "finetune_drop_prob" in err[0]
 
 
 def test_help_explains_every_train_option(capsys):

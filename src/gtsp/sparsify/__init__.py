@@ -44,7 +44,11 @@ def build_sparsifier(prune: dict[str, float], prune_args: dict[str, dict[str, An
             continue
         cls = sparsifier_class(dimension)
         options = dict(prune_args.get(dimension, {}))
-        if "seed" in inspect.signature(cls).parameters:
+        accepted = [name for name in inspect.signature(cls).parameters if name != "ratio"]
+        wrong = sorted(set(options) - set(accepted))
+        if wrong:
+            raise GtspError(f"unknown {dimension} pruning option(s) {wrong}: choose from {', '.join(accepted)}")
+        if "seed" in accepted:
             options.setdefault("seed", seed)
         members.append(cls(ratio, **options))
     return CompositeSparsifier(members) if members else None
