@@ -134,21 +134,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "prune", None):
         overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
     if getattr(args, "prune_arg", None):
-        overrides["prune_args"] = _prune_args(cfg.prune_args, args.prune_arg)
+        overrides["prune_args"] = _prune_args(args.prune_arg)
     return merge(cfg, overrides)
 
 
-def _prune_args(base: dict, items: Sequence[str]) -> dict:
-    """``["layer.drop_prob=0.1"]`` merged into a copy of the YAML's ``prune_args``, option by option."""
-    merged = {dim: dict(options) for dim, options in base.items()}
+def _prune_args(items: Sequence[str]) -> dict:
+    """``["layer.drop_prob=0.1"]`` -> ``{"layer": {"drop_prob": 0.1}}`` (merged into the YAML's by ``merge``)."""
+    options: dict = {}
     for item in items:
         for key, value in _parse_pairs(item, "--prune-arg").items():
             dim, dot, option = key.partition(".")
             if not dot or not dim or not option:
                 raise GtspError(f"--prune-arg {key}={value}: name the dimension and the option, "
                                 f"e.g. --prune-arg layer.drop_prob=0.1")
-            merged.setdefault(dim, {})[option] = _yaml_value(value)
-    return merged
+            options.setdefault(dim, {})[option] = _yaml_value(value)
+    return options
 
 
 def _ratio(key: str, value: str) -> float:

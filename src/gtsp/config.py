@@ -86,11 +86,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def merge(base: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """``base`` with ``overrides`` applied; dict fields are merged key by key."""
-    values = base.to_dict()
+    """``base`` with ``overrides`` applied; dict fields (``model_args``, ``prune_args`` and the
+    per-dimension dicts inside it) are merged key by key."""
+    return RunConfig(**_merge_dicts(base.to_dict(), overrides))
+
+
+def _merge_dicts(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
     for key, value in overrides.items():
-        if isinstance(values.get(key), dict) and isinstance(value, dict):
-            values[key] = {**values[key], **value}
-        else:
-            values[key] = value
-    return RunConfig(**values)
+        both_dicts = isinstance(merged.get(key), dict) and isinstance(value, dict)
+        merged[key] = _merge_dicts(merged[key], value) if both_dicts else value
+    return merged
