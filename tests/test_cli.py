@@ -1,7 +1,9 @@
 """Every bad input gets one clear line on stderr and exit status 2, never a traceback."""
 import pytest
+import torch
 
 from gtsp.cli import build_parser, config_from_args, main
+from gtsp.config import RunConfig
 
 
 def run_cli(capsys, *argv):
@@ -24,7 +26,54 @@ def test_heads_that_do_not_divide_hidden(capsys, tmp_path):
 
 def test_negative_epochs(capsys, tmp_path):
     code, err = run_cli(capsys, "train", "--epochs", "-3", "--out", str(tmp_path))
-    assert code == 2 and "--epochs must be at least 1 (got -3)" in err[0]
+    assert code == 2 and err == ["gtsp: error: epochs=-3 is not allowed: epochs (--epochs) takes an integer >= 1"]
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def fake_checkpoint(out, **config):
+    """A checkpoint whose run started with ``config`` (the settings check reads nothing else)."""
+    out.mkdir()
+    torch.save({"model": {}, "optimizer": {}, "scheduler": {}, "trainer": {"epoch": 1}, "rng": {},
+                "run": {"config": RunConfig(**config).validate().to_dict()}}, out / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("make_argv,message", [
+    (lambda p: ["--config", write(p, "c.yaml", 'epochs: "ten"\n')],
+     "epochs='ten' is not an integer: epochs (--epochs) takes an integer >= 1"),
+    (lambda p: ["--config", write(p, "c.yaml", "prune: {head: abc}\n"), "--epochs", "1"], "prune.head='abc' is not a number"),
+    (lambda p: ["--model-arg", "hidden=abc", "--epochs", "1"], "model_args.hidden='abc' is not an integer"),
+    (lambda p: ["--dropout", "2", "--epochs", "1"], "model_args.dropout=2.0 is outside [0, 1)"),
+    (lambda p: ["--fold", "2", "--epochs", "1"], "--fold 2 needs --folds"),
+    (lambda p: ["--prune-arg", "layer.criterion=cka", "--epochs", "1"], "layer is not pruned"),
+    (lambda p: ["--resume", "--overwrite", "--epochs", "1"], "--resume and --overwrite contradict each other"),
+])
+def test_bad_settings_get_one_line_and_no_traceback(capsys, tmp_path, make_argv, message):
+    code, err = run_cli(capsys, "train", "--out", str(tmp_path / "run"), *make_argv(tmp_path))
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv,change", [
+    (["--hidden", "16"], "model_args.hidden: 32 -> 16"),
+    (["--hidden", "32", "--dataset", "NCI1"], "dataset: 'MUTAG' -> 'NCI1'"),
+    (["--hidden", "32", "--epochs", "1", "--batch-size", "64", "--seed", "3"], "batch_size: 128 -> 64, seed: 0 -> 3"),
+])
+def test_resume_with_other_settings_lists_them(capsys, tmp_path, argv, change):
+    fake_checkpoint(tmp_path / "run", epochs=1, model_args={"hidden": 32})
+    code, err = run_cli(capsys, "train", "--resume", "--out", str(tmp_path / "run"), *argv)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"gtsp: error: --resume: settings differ from the checkpoint's ({change})")
+
+
+def test_yaml_numbers_in_exponent_form_are_numbers(tmp_path):
+    args = build_parser().parse_args(["train", "--config", write(tmp_path, "c.yaml", "lr: 1e-3\nweight_decay: 5e-4\n")])
+    cfg = config_from_args(args).validate()
+    assert (cfg.lr, cfg.weight_decay) == (0.001, 0.0005)
 
 
 def test_unknown_model(capsys, tmp_path):
@@ -81,7 +130,7 @@ def test_prune_arg_sets_one_option_and_keeps_the_yaml_ones(tmp_path, capsys):
     code, err = run_cli(capsys, "train", "--prune-arg", "drop_prob=0.2", "--out", str(tmp_path))
     assert code == 2 and "name the dimension and the option" in err[0]
     code, err = run_cli(capsys, "train", "--prune", "layer=0.25", "--prune-arg", "layer.foo=1",
-                        "--dataset", "MUTAG", "--out", str(tmp_path))
+                        "--dataset", "MUTAG", "--out", str(tmp_path / "run"))
     assert code == 2 and "unknown layer pruning option(s) ['foo']" in err[0] and "finetune_drop_prob" in err[0]
 
 

@@ -42,7 +42,8 @@ def _train_parser(sub) -> None:
                                      "dataset made by 'gtsp data build-mol' (default MUTAG, shipped)")
     p.add_argument("--data-root", help="folder with original data files (default $GTSP_DATA)")
     p.add_argument("--cache-root", help="writable folder for processed data (default $GTSP_CACHE or ~/.cache/gtsp)")
-    p.add_argument("--out", help="run folder for checkpoint, metrics.jsonl, results.json (default runs/latest)")
+    p.add_argument("--out", help="run folder for checkpoint, metrics.jsonl, results.json (default runs/latest); "
+                                 "it must be new or empty unless --resume or --overwrite")
     p.add_argument("--seed", type=int, help="random seed for split, init and batches (default 0)")
     p.add_argument("--epochs", type=int, help="training epochs (default 50)")
     p.add_argument("--batch-size", type=int, help="graphs per batch (default 128)")
@@ -57,8 +58,12 @@ def _train_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default 1: faster for small graphs)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
     p.add_argument("--folds", type=int, help="TU datasets: K-fold cross-validation instead of 80/10/10")
-    p.add_argument("--fold", type=int, help="which fold is the test set (0..K-1)")
-    p.add_argument("--resume", action="store_const", const=True, help="continue from --out/checkpoint.pt")
+    p.add_argument("--fold", type=int, help="which fold is the test set (0..K-1; needs --folds)")
+    p.add_argument("--resume", action="store_const", const=True,
+                   help="continue the run in --out from its checkpoint; only --lr, --grad-clip, --threads, "
+                        "--device, --data-root, --cache-root and more --epochs (dense runs) may differ")
+    p.add_argument("--overwrite", action="store_const", const=True,
+                   help="replace the run in --out (removes the files gtsp writes there, nothing else)")
     for flag, kind in MODEL_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag,
                        help=f"model {flag.replace('_', ' ')} (backbone default)")

@@ -2,11 +2,15 @@
 
 Every field can be set in YAML under its own name; ``model_args`` holds the
 backbone's hyper-parameters (``hidden``, ``layers``, ``heads``, ...), ``prune``
-the sparsity per dimension (fraction removed).
+the sparsity per dimension (fraction removed). :meth:`RunConfig.validate` checks every
+value's type and range, reading numbers the way YAML 1.1 writes them (PyYAML reads
+``1e-3`` as a string), and refuses what cannot be what the user meant.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,35 +42,240 @@ class RunConfig:
     folds: int = 0
     fold: int = 0
     resume: bool = False
+    overwrite: bool = False
     model_args: dict[str, Any] = field(default_factory=dict)
     prune: dict[str, float] = field(default_factory=dict)
     prune_args: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "RunConfig":
-        """Refuse impossible settings with one clear line each."""
-        if self.epochs < 1:
-            raise GtspError(f"--epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            raise GtspError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.lr <= 0:
-            raise GtspError(f"--lr must be positive (got {self.lr})")
-        if self.bucket_pool < 1:
-            raise GtspError(f"--bucket-pool must be at least 1 (1 = no size bucketing; got {self.bucket_pool})")
-        if self.threads < 1:
-            raise GtspError(f"--threads must be at least 1 (got {self.threads})")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise GtspError(f"--device must be auto, cpu or cuda (got {self.device!r})")
-        hidden, heads = self.model_args.get("hidden"), self.model_args.get("heads")
-        if hidden is not None and heads and hidden % heads:
-            raise GtspError(f"{heads} attention heads do not divide the hidden size {hidden}: "
-                            "choose --heads that divides --hidden")
-        for key in ("hidden", "layers"):
-            if key in self.model_args and int(self.model_args[key]) < 1:
-                raise GtspError(f"--{key} must be at least 1 (got {self.model_args[key]})")
+        """Check every field, turn YAML-1.1 number strings into numbers (in place), return self.
+
+        Each refusal is one line naming the field, the value and what is allowed.
+        """
+        hints = typing.get_type_hints(RunConfig)
+        for f in dataclasses.fields(self):
+            value = _typed(f.name, getattr(self, f.name), hints[f.name], FIELD_RULES.get(f.name))
+            setattr(self, f.name, value)
+        for name, (allowed, description) in FIELD_RULES.items():
+            if not allowed(getattr(self, name)):
+                raise GtspError(f"{name}={getattr(self, name)!r} is not allowed: {_flag(name)} takes "
+                                f"{description}")
+        _check_folds(self.folds, self.fold)
+        self.model_args = check_model_args(self.model, self.model_args)
+        self.prune = check_prune(self.prune)
+        check_prune_args(self.prune, self.prune_args)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# field -> (test of a well-typed value, what is allowed); the type itself comes from the annotation
+FIELD_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "lr": (lambda v: v > 0, "a number > 0"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "warmup_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 = no clipping)"),
+    "bucket_pool": (lambda v: v >= 1, "an integer >= 1 (1 = no size bucketing)"),
+    "threads": (lambda v: v >= 1, "an integer >= 1"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
+    "folds": (lambda v: v == 0 or v >= 2, "0 (no cross-validation) or an integer >= 2"),
+    "fold": (lambda v: v >= 0, "an integer >= 0 (and below --folds)"),
+    "dataset": (lambda v: bool(v.strip()), "a dataset name"),
+    "out": (lambda v: bool(v.strip()), "a folder"),
+}
+_KIND_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a text", dict: "a mapping"}
+
+
+def _flag(name: str) -> str:
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def _typed(name: str, value: Any, hint: Any, rule: tuple | None) -> Any:
+    """``value`` as the annotated type of field ``name``, or one clear error."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    kind = args[0] if optional else typing.get_origin(hint) or hint
+    try:
+        return coerce(value, kind, optional)
+    except ValueError:
+        allowed = rule[1] if rule else _KIND_WORDS.get(kind, kind.__name__)
+        raise GtspError(f"{name}={value!r} is not {_KIND_WORDS.get(kind, kind.__name__)}: "
+                        f"{_flag(name)} takes {allowed}") from None
+
+
+def coerce(value: Any, kind: type, optional: bool = False) -> Any:
+    """``value`` as ``kind`` (int, float, bool, str, dict); ValueError when it is not one.
+
+    Numbers written as text (YAML 1.1's ``1e-3``) and whole floats for integers are accepted;
+    booleans are never numbers, and non-finite numbers are refused.
+    """
+    if value is None and optional:
+        return None
+    if kind in (int, float):
+        number = _number(value)
+        if number is not None and (kind is float or float(number).is_integer()):
+            return kind(number)
+    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{value!r} is not {kind.__name__}")
+
+
+def _number(value: Any) -> float | int | None:
+    """A finite number from a number or a numeric text; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return value
+    return None
+
+
+def _check_folds(folds: int, fold: int) -> None:
+    if folds == 0 and fold != 0:
+        raise GtspError(f"--fold {fold} needs --folds: give the number of folds, e.g. --folds 10 --fold {fold}")
+    if folds and fold >= folds:
+        raise GtspError(f"fold={fold} does not exist for {folds} folds: use 0 <= --fold < --folds")
+
+
+def check_model_args(model: str, model_args: Any) -> dict[str, Any]:
+    """``model_args`` with each value typed as backbone ``model`` declares it; unknown names refused."""
+    from gtsp.models.hparam_types import hyperparameter_types
+
+    declared = hyperparameter_types(model)
+    unknown = sorted(set(model_args) - set(declared))
+    if unknown:
+        raise GtspError(f"{model} has no hyper-parameter {', '.join(unknown)}: its hyper-parameters are "
+                        f"{', '.join(declared)}")
+    checked = {}
+    for name, value in model_args.items():
+        spec = declared[name]
+        try:
+            checked[name] = coerce(value, spec.kind, spec.optional)
+        except ValueError:
+            raise GtspError(f"model_args.{name}={value!r} is not {_KIND_WORDS.get(spec.kind, spec.kind.__name__)}: "
+                            f"{model}'s {name} takes e.g. --model-arg {name}={spec.default}") from None
+        _check_hyperparameter_range(name, checked[name])
+    effective = {name: spec.default for name, spec in declared.items()} | checked
+    hidden, heads = effective.get("hidden"), effective.get("heads")
+    if effective.get("attention", True) and isinstance(hidden, int) and heads and hidden % heads:
+        raise GtspError(f"{heads} attention heads do not divide the hidden size {hidden}: "
+                        "choose --heads that divides --hidden")
+    return checked
+
+
+def _check_hyperparameter_range(name: str, value: Any) -> None:
+    """Ranges every backbone shares: dropouts in [0, 1), widths >= 1, counts >= 0."""
+    if name.endswith("dropout") and isinstance(value, float) and not 0.0 <= value < 1.0:
+        raise GtspError(f"model_args.{name}={value} is outside [0, 1): give a dropout probability, e.g. 0.1")
+    if isinstance(value, int) and not isinstance(value, bool):
+        low = 1 if name == "hidden" else 0
+        if value < low:
+            raise GtspError(f"model_args.{name}={value} is below {low}: give an integer >= {low}")
+
+
+def check_prune(prune: dict[str, Any]) -> dict[str, float]:
+    """``prune`` with known dimensions and ratios as floats in [0, 1)."""
+    from gtsp.sparsify import DIMENSIONS
+
+    unknown = sorted(set(prune) - set(DIMENSIONS))
+    if unknown:
+        raise GtspError(f"unknown pruning dimension(s) {unknown}: choose from {', '.join(DIMENSIONS)}")
+    checked = {}
+    for dimension, ratio in prune.items():
+        number = _number(ratio)
+        if number is None:
+            raise GtspError(f"prune.{dimension}={ratio!r} is not a number: give the fraction to REMOVE in "
+                            f"[0, 1), e.g. --prune {dimension}=0.5")
+        if not 0.0 <= number < 1.0:
+            raise GtspError(f"--prune {dimension}={number} is outside [0, 1): give the fraction to REMOVE, "
+                            "e.g. 0.5 keeps half")
+        checked[dimension] = float(number)
+    return checked
+
+
+def check_prune_args(prune: dict[str, float], prune_args: dict[str, Any]) -> None:
+    """Options are mappings, and only for dimensions that are pruned (else they would be ignored)."""
+    from gtsp.sparsify import DIMENSIONS
+
+    for dimension, options in prune_args.items():
+        if dimension not in DIMENSIONS:
+            raise GtspError(f"unknown pruning dimension(s) {[dimension]} in prune_args: choose from "
+                            f"{', '.join(DIMENSIONS)}")
+        if not isinstance(options, dict):
+            raise GtspError(f"prune_args.{dimension}={options!r} is not a mapping of options: write e.g. "
+                            f"--prune-arg {dimension}.KEY=VALUE")
+        if not prune.get(dimension):
+            names = ", ".join(f"{dimension}.{key}" for key in options)
+            raise GtspError(f"pruning options {names} are given but {dimension} is not pruned: add "
+                            f"--prune {dimension}=R, or drop the options")
+
+
+# settings a resumed run may change: they do not change what the checkpoint's state means
+SAFE_ON_RESUME = ("epochs", "lr", "grad_clip", "threads", "device", "data_root", "cache_root", "out", "resume",
+                  "overwrite")
+
+
+def resume_changes(saved: dict[str, Any], cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (checkpoint value, new value)}`` for every setting that differs from ``saved``.
+
+    Dict fields are compared entry by entry (``model_args.hidden``); backbone defaults count as
+    given and a ratio of 0 as no pruning, so equal runs written differently compare equal.
+    """
+    old, new = _comparable(RunConfig().to_dict() | saved), _comparable(cfg.to_dict())
+    return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` flattened to dotted keys, with backbone defaults filled in and zero ratios dropped."""
+    from gtsp.models.hparam_types import hyperparameter_types
+
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    config = {k: v for k, v in config.items() if k in known}
+    try:
+        defaults = {name: spec.default for name, spec in hyperparameter_types(config["model"]).items()}
+    except GtspError:
+        defaults = {}
+    config["model_args"] = defaults | config["model_args"]
+    config["prune"] = {dim: ratio for dim, ratio in config["prune"].items() if ratio}
+    return _flatten(config)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume(saved: dict[str, Any], cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """The safe changes of ``cfg`` against the checkpoint's ``saved`` config; any other change is refused.
+
+    Safe: :data:`SAFE_ON_RESUME`, with ``epochs`` only growing and only for dense runs (a pruning
+    schedule is laid out over the epochs the run started with).
+    """
+    changes = resume_changes(saved, cfg)
+    refused = {key: change for key, change in changes.items() if key.split(".")[0] not in SAFE_ON_RESUME}
+    if "epochs" in changes:
+        before, after = changes["epochs"]
+        if after < before or any(cfg.prune.values()):
+            refused["epochs"] = changes["epochs"]
+    if refused:
+        listed = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in refused.items())
+        raise GtspError(f"--resume: settings differ from the checkpoint's ({listed}): resume with the checkpoint's "
+                        "settings, or start again with --overwrite or another --out; a resume may change only "
+                        "lr, grad_clip, threads, device, data_root, cache_root, and epochs (more, dense runs only)")
+    return changes
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -78,6 +287,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise GtspError(f"config file {path} is not valid YAML ({err}): fix its syntax") from None
+    if not isinstance(values, dict):
+        raise GtspError(f"config file {path} holds {type(values).__name__}, not key: value lines: "
+                        "write one field per line, e.g. epochs: 50")
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

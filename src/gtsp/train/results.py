@@ -17,6 +17,7 @@ import torch
 from gtsp.accounting.flops import analytic_flops_per_graph, flop_counter_per_graph
 from gtsp.accounting.latency import measure_throughput
 from gtsp.accounting.params import count_params
+from gtsp.train.run_folder import atomic_write_text
 
 FLOP_SAMPLE = 1000  # graphs of the test split counted one by one (evenly spaced when larger)
 
@@ -40,7 +41,7 @@ def accounting(model: torch.nn.Module, test_graphs: list, test_batches: list, de
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
-    path.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    atomic_write_text(path, json.dumps(results, indent=2, default=float) + "\n")
 
 
 def results_table(results: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """One training run from a :class:`gtsp.config.RunConfig` to ``results.json``.
 
-load data -> build model -> (attach sparsifier) -> train -> account -> write results.
+lock the run folder -> load data -> build model -> (attach sparsifier) -> train (or continue the
+checkpoint) -> account -> write results -> print where they are.
 """
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from typing import Any
 
 import torch
 
-from gtsp.config import RunConfig
+from gtsp.config import RunConfig, check_resume
 from gtsp.data.registry import GraphDataset, load_dataset
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
+from gtsp.provenance import provenance
 from gtsp.sparsify import build_sparsifier, sparsity_record
 from gtsp.train.compaction import compaction_report
 from gtsp.train.results import accounting, machine, results_table, write_results
+from gtsp.train.run_folder import RunFolder
 from gtsp.train.trainer import Trainer, seed_everything
 
 log = logging.getLogger("gtsp.train")
@@ -43,14 +46,28 @@ def prepare_data(cfg: RunConfig) -> GraphDataset:
 
 
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
-    """Train as ``cfg`` says and return (and write) the results record."""
+    """Train as ``cfg`` says and return (and write) the results record.
+
+    The run folder is locked for the whole run (see :class:`gtsp.train.run_folder.RunFolder`);
+    the last line printed names it and the files it holds.
+    """
     cfg.validate()
+    with RunFolder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite) as folder:
+        results = _run_in_folder(cfg, folder, progress)
+        print(f"run folder {folder.out}: {', '.join(folder.contents())}")
+    return results
+
+
+def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[str, Any]:
     device = resolve_device(cfg.device)
+    start = folder.start_state(device) if cfg.resume else None
+    changes = _checked_resume(start, cfg)
     if device.type == "cpu":
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (benchmarks/results/speed_findings.md); --threads raises it
         torch.set_num_threads(cfg.threads)
     data = prepare_data(cfg)
+    run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.info, **cfg.model_args)
     sparsifier = build_sparsifier(cfg.prune, cfg.prune_args, cfg.seed)
@@ -60,8 +77,11 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(cfg.out)
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
-                      seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress)
-    fit = trainer.fit(resume=cfg.resume)
+                      seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress,
+                      run_info=run_info)
+    if start is not None:
+        trainer.restore(start)
+    fit = trainer.fit()
     results = {
         "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
         "config": cfg.to_dict(), "dataset_info": data.info.to_dict(),
@@ -72,6 +92,8 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         "epoch_seconds_mean": statistics.fmean(fit.epoch_seconds),
         "sparsity": sparsity_record(cfg.prune),
         "machine": machine(), "device": str(device),
+        "provenance": run_info["resumes"][-1]["provenance"] if run_info["resumes"] else run_info["provenance"],
+        "resumes": run_info["resumes"],
     }
     if sparsifier is None:
         results.update(accounting(model, data.test, trainer.test_batches[0], device))
@@ -88,3 +110,36 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
         torch.save(model.cpu(), out / "model.pt")
     print(results_table(results))
     return results
+
+
+def _checked_resume(start: dict[str, Any] | None, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """The safe setting changes against the checkpoint a resume continues (others are refused)."""
+    if start is None:
+        return {}
+    saved = start.get("run", {}).get("config")
+    if saved is None:
+        log.warning("the checkpoint was written by an earlier gtsp and records no config: the settings of "
+                    "this resume cannot be checked against it")
+        return {}
+    changes = {k: v for k, v in check_resume(saved, cfg).items() if k not in ("resume", "overwrite")}
+    if changes:
+        log.info("--resume after epoch %d with changed settings: %s", start["trainer"]["epoch"],
+                 ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+    return changes
+
+
+def _run_info(cfg: RunConfig, start: dict[str, Any] | None, changes: dict[str, tuple[Any, Any]],
+              current: dict[str, Any]) -> dict[str, Any]:
+    """What every checkpoint records about the run: the config in force, the provenance of its
+    start, and each resume (after which epoch, what changed, its own provenance)."""
+    if start is None:
+        return {"config": cfg.to_dict(), "provenance": current, "resumes": []}
+    saved = start.get("run", {})
+    first = saved.get("provenance") or {}
+    if first.get("split_sha256") not in (None, current["split_sha256"]):
+        raise GtspError(f"--resume: the train/valid/test split of {cfg.dataset} differs from the checkpoint's "
+                        "(other data files under --data-root, or another dataset version): resume with the "
+                        "original data, or start again with --overwrite")
+    resume = {"after_epoch": start["trainer"]["epoch"], "changed": {k: list(v) for k, v in changes.items()},
+              "provenance": current}
+    return {"config": cfg.to_dict(), "provenance": first or current, "resumes": [*saved.get("resumes", []), resume]}

@@ -10,13 +10,17 @@ The trainer knows nothing of pruning beyond calling an optional ``hooks`` object
 - ``on_epoch_end(epoch)``: may change the masks (e.g. choose layers), which the next epoch's
   evaluation then sees;
 - ``state_dict()`` / ``load_state_dict(state)``: saved in the checkpoint.
+
+Each epoch appends one JSON line to ``metrics.jsonl``: training loss and metric (over the
+training batches' predictions as they were made), validation metric and loss, test metric,
+learning rate. The best epoch is the one with the best validation metric; ties go to the lower
+validation loss, then to the later epoch (a tiny validation split often ties at the top).
 """
 from __future__ import annotations
 
 import copy
 import json
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,10 +36,10 @@ from gtsp.data.batching import eval_batches, train_loader
 from gtsp.data.registry import GraphDataset
 from gtsp.errors import GtspError
 from gtsp.train.metrics import predictions, score, task_loss
+from gtsp.train.run_folder import CHECKPOINT, METRICS, atomic_write_text, load_checkpoint, save_checkpoint
 from gtsp.train.schedule import warmup_cosine
 
 log = logging.getLogger("gtsp.train")
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -68,59 +72,77 @@ class Trainer:
         device: ``torch.device`` to train on.
         hooks: optional sparsifier following the protocol in the module docstring.
         progress: show a progress bar.
+        run_info: what the run is (config, provenance, resumes), saved in every checkpoint as ``"run"``.
     """
 
     def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
                  lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
                  bucket_pool: int = 1, device: torch.device = torch.device("cpu"), hooks: Any = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, run_info: dict[str, Any] | None = None) -> None:
         self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
         self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
+        self.lr, self.run_info = lr, run_info or {}
         self.loader = train_loader(data.train, batch_size, seed, bucket_pool)
         self.valid_batches = eval_batches(data.valid, batch_size)
         self.test_batches = eval_batches(data.test, batch_size)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps = epochs * len(self.loader)
         self.scheduler = warmup_cosine(self.optimizer, warmup_epochs * len(self.loader), steps)
-        self.state = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val": None, "best_test": None,
-                      "train_seconds": 0.0, "epoch_seconds": [], "history": []}
+        self.state = {"epoch": 0, "step": 0, "best_epoch": -1, "best_val": None, "best_val_loss": None,
+                      "best_test": None, "train_seconds": 0.0, "epoch_seconds": [], "history": []}
         self.best_model_state: dict | None = None
         self.out.mkdir(parents=True, exist_ok=True)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write the whole training state atomically (a crash mid-write keeps the previous one)."""
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "trainer": self.state,
-                 "best_model": self.best_model_state, "rng": _rng_state(),
-                 "hooks": self._hook("state_dict")}
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+        """Write the whole training state atomically; the previous checkpoint is kept as a fallback."""
+        save_checkpoint(self.out, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "trainer": self.state, "best_model": self.best_model_state,
+            "rng": _rng_state(), "hooks": self._hook("state_dict"), "run": self.run_info})
 
     def load_checkpoint(self) -> bool:
-        """Restore from ``out/checkpoint.pt``; False when there is none."""
-        path = self.out / CHECKPOINT
-        if not path.is_file():
+        """Restore from the latest readable checkpoint in ``out``; False when there is none."""
+        state = load_checkpoint(self.out, self.device)
+        if state is None:
             return False
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.restore(state)
+        return True
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's ``state`` (as :func:`gtsp.train.run_folder.load_checkpoint` returns)."""
         if state["hooks"] is not None:
             self._hook("load_state_dict", state["hooks"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._continue_schedule()
         self.state, self.best_model_state = state["trainer"], state["best_model"]
         _set_rng_state(state["rng"])
-        log.info("resumed from %s after epoch %d", path, self.state["epoch"])
-        return True
+        log.info("resumed from %s after epoch %d", self.out / CHECKPOINT, self.state["epoch"])
+
+    def _continue_schedule(self) -> None:
+        """Put this trainer's peak lr and length on the restored schedule, from the restored step on.
+
+        Unchanged settings give back the very learning rate that was saved; a changed ``lr`` (or
+        ``epochs``) takes effect from the first step after the resume, on the same warm-up + cosine shape.
+        """
+        step = self.scheduler.last_epoch
+        self.scheduler.base_lrs = [self.lr for _ in self.optimizer.param_groups]
+        for group, factor in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+            group["initial_lr"] = self.lr
+            group["lr"] = self.lr * factor(step)
 
     # ---- loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> FitResult:
+        """Train the remaining epochs (all, or those after the checkpoint with ``resume``)."""
         if resume and not self.load_checkpoint():
             log.warning("--resume: no checkpoint in %s, starting from scratch", self.out)
+        # metrics.jsonl holds exactly the epochs of the state trained from: none lost, none repeated
+        atomic_write_text(self.out / METRICS, "".join(json.dumps(r) + "\n" for r in self.state["history"]))
         bar = tqdm(total=self.epochs, initial=self.state["epoch"], desc="train", unit="epoch",
                    disable=not self.progress, dynamic_ncols=True)
-        with bar, open(self.out / "metrics.jsonl", "a") as metrics_file:
+        with bar, open(self.out / METRICS, "a") as metrics_file:
             for epoch in range(self.state["epoch"] + 1, self.epochs + 1):
                 record = self._run_epoch(epoch)
                 metrics_file.write(json.dumps(record) + "\n")
@@ -136,38 +158,39 @@ class Trainer:
 
     def _run_epoch(self, epoch: int) -> dict[str, Any]:
         start = time.perf_counter()
-        loss = self._train_one_epoch(epoch)
+        loss, train_metric = self._train_one_epoch(epoch)
         seconds = time.perf_counter() - start
-        val, test = self.evaluate(self.valid_batches), self.evaluate(self.test_batches)
+        (val, val_loss), (test, _) = self.evaluate(self.valid_batches), self.evaluate(self.test_batches)
         # Ask before on_epoch_end: a mask chosen there was not part of the model just evaluated.
         selectable = self._hook("selectable", epoch) is not False
         self._hook("on_epoch_end", epoch)
         s = self.state
-        if selectable and self._is_better(val):
-            s["best_epoch"], s["best_val"], s["best_test"] = epoch, val, test
+        if selectable and self._is_better(val, val_loss):
+            s["best_epoch"], s["best_val"], s["best_val_loss"], s["best_test"] = epoch, val, val_loss, test
             self.best_model_state = copy.deepcopy(self.model.state_dict())
         s["epoch"], s["train_seconds"] = epoch, s["train_seconds"] + seconds
         s["epoch_seconds"].append(seconds)
-        record = {"epoch": epoch, "loss": loss, "val": val, "test": test, "lr": self.scheduler.get_last_lr()[0],
-                  "epoch_seconds": round(seconds, 3), "best_epoch": s["best_epoch"]}
+        record = {"epoch": epoch, "loss": loss, "train_metric": train_metric, "val": val, "val_loss": val_loss,
+                  "test": test, "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3),
+                  "best_epoch": s["best_epoch"]}
         s["history"].append(record)
         self.save_checkpoint()
         return record
 
-    def _train_one_epoch(self, epoch: int) -> float:
+    def _train_one_epoch(self, epoch: int) -> tuple[float, float]:
+        """Mean training loss and the metric of the predictions made on the training batches."""
         self.model.train()
         self.loader.batch_sampler.set_epoch(epoch)
-        total, graphs = 0.0, 0
+        total, graphs, all_logits, all_labels = 0.0, 0, [], []
         for batch in self.loader:
             batch = batch.to(self.device)
-            loss = task_loss(self.data.info, self.model(batch), batch.y)
+            logits = self.model(batch)
+            loss = task_loss(self.data.info, logits, batch.y)
             extra = self._hook("extra_loss")
             if extra is not None:
                 loss = loss + extra
             if not torch.isfinite(loss):
-                raise GtspError(f"the loss became {loss.item()} at epoch {epoch}, step {self.state['step']}: "
-                                f"lower --lr or raise --grad-clip; the last good checkpoint is "
-                                f"{self.out / CHECKPOINT} (resume with --resume)")
+                raise GtspError(self._nan_message(loss.item(), epoch))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip > 0:
@@ -178,23 +201,41 @@ class Trainer:
             self._hook("on_step", self.state["step"])
             total += loss.item() * batch.num_graphs
             graphs += batch.num_graphs
-        return total / graphs
+            all_logits.append(logits.detach())
+            all_labels.append(batch.y)
+        return total / graphs, self._score(torch.cat(all_logits).float().cpu(), torch.cat(all_labels).cpu())
+
+    def _nan_message(self, value: float, epoch: int) -> str:
+        """The NaN stop: what happened, the two settings that help, and how to continue."""
+        clip = (f"set a smaller --grad-clip (now {self.grad_clip:g})" if self.grad_clip > 0
+                else "set --grad-clip (e.g. 1; now 0 = off)")
+        done = self.state["epoch"]
+        where = (f"from the last good checkpoint {self.out / CHECKPOINT} (after epoch {done})" if done
+                 else "from scratch (no epoch had finished)")
+        return (f"the loss became {value} at epoch {epoch}, step {self.state['step']}: lower --lr or {clip}, "
+                f"then run again with --resume, which continues {where} with the new --lr and --grad-clip")
 
     @torch.no_grad()
-    def evaluate(self, batches_and_order) -> float:
-        """The dataset's metric of the current model over pre-collated ``(batches, order)``."""
+    def evaluate(self, batches_and_order) -> tuple[float, float]:
+        """The dataset's metric and the mean task loss of the current model over ``(batches, order)``."""
         logits, labels = self.predict(batches_and_order)
+        return self._score(logits, labels), float(task_loss(self.data.info, logits, labels))
+
+    def _score(self, logits: torch.Tensor, labels: torch.Tensor) -> float:
         return score(self.data.info, labels, predictions(self.data.info, logits), self.data.evaluator)
 
     def predict(self, batches_and_order) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels in the split's original order."""
         return predict(self.model, batches_and_order, self.device)
 
-    def _is_better(self, val: float) -> bool:
-        best = self.state["best_val"]
+    def _is_better(self, val: float, val_loss: float) -> bool:
+        """A better validation metric; on a tie, a validation loss at least as low (later epochs win ties)."""
+        best, best_loss = self.state["best_val"], self.state.get("best_val_loss")
         if best is None:
             return True
-        return val > best if self.data.info.higher_is_better else val < best
+        if val != best:
+            return val > best if self.data.info.higher_is_better else val < best
+        return best_loss is None or val_loss <= best_loss
 
     def _hook(self, name: str, *args):
         method = getattr(self.hooks, name, None) if self.hooks is not None else None
