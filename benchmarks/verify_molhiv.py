@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from ogb.graphproppred import PygGraphPropPredDataset
 
-from gtsp.data.ogb_mol import OGB_FROM_CSV, build_mol_dataset, load_mol_dataset
+from gtsp.data.mol_build import build_mol_dataset
+from gtsp.data.ogb_load import OGB_FROM_CSV, load_mol_dataset, ogb_safe_load
 from gtsp.data.paths import data_root as resolve_data
 
 EXPECTED_GRAPHS = 41127
@@ -41,7 +42,8 @@ def main() -> int:
                           label_cols=spec["label_cols"], name="ogbg-molhiv")
         built = time.perf_counter()
         # OGB's own class, by official name only: proves the layout is the one OGB expects.
-        dataset = PygGraphPropPredDataset(name="ogbg-molhiv", root=str(Path(cache) / "ogb"))
+        with ogb_safe_load():
+            dataset = PygGraphPropPredDataset(name="ogbg-molhiv", root=str(Path(cache) / "ogb"))
         split = dataset.get_idx_split()
         loaded = time.perf_counter()
         _, split2, evaluator = load_mol_dataset("ogbg-molhiv", data_root=root, cache_root=cache)

@@ -1,4 +1,4 @@
-"""CSV -> OGB layout (gtsp.data.ogb_mol), loaded and scored by OGB's own, unmodified classes."""
+"""CSV -> OGB layout (gtsp.data.mol_build, ogb_load), loaded and scored by OGB's own, unmodified classes."""
 from __future__ import annotations
 
 import builtins
@@ -16,8 +16,9 @@ from ogb.utils import smiles2graph
 from rdkit import Chem
 from torch_geometric.transforms import AddRandomWalkPE
 
-from gtsp.data.ogb_mol import (build_custom, build_mol_dataset, load_mol_dataset, random_split,
-                               scaffold_split)
+from gtsp.data.mol_build import build_custom, build_mol_dataset
+from gtsp.data.ogb_load import load_mol_dataset, ogb_safe_load
+from gtsp.data.splits import random_split, scaffold_split
 from gtsp.errors import GtspError
 
 
@@ -57,7 +58,8 @@ def bbbp(tmp_path_factory):
 def test_bbbp_loads_through_ogb_by_official_name(bbbp, no_prompt_no_download, recwarn):
     cache = bbbp[0]
     frame = pd.read_csv(DATA / "moleculenet" / "bbbp.csv")
-    dataset = PygGraphPropPredDataset(name="ogbg-molbbbp", root=str(cache / "ogb"))  # no meta_dict
+    with ogb_safe_load():  # gtsp allows PyG's pickled helper classes only around OGB's loads
+        dataset = PygGraphPropPredDataset(name="ogbg-molbbbp", root=str(cache / "ogb"))  # no meta_dict
     assert len(dataset) == len(frame) == 2039
     assert dataset.num_node_features == 9 and dataset.num_edge_features == 3
     assert dataset.task_type == "binary classification" and dataset.num_tasks == 1
@@ -132,8 +134,12 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture()
 def multitask_csv(tmp_path) -> Path:
+    # 20 molecules; the scaffold split puts rows 6 and 10 in valid, 3 and 4 in test, each
+    # pair holding both classes of both tasks (else the build refuses the split).
     rows = ["CCO,1,0", "c1ccccc1O,0,", "CC(=O)Nc1ccc(O)cc1,1,1", f"{UNSANITISABLE},0,1",
-            "C1CCNCC1,0,0", "OCC(O)CO,1,0", "c1ccncc1,0,1", "CCN(CC)CC,1,0", "CC(C)O,0,1", "CCCCCC,1,1"]
+            "C1CCNCC1,1,0", "OCC(O)CO,1,0", "c1ccncc1,0,1", "CCN(CC)CC,1,0", "CC(C)O,0,1", "CCCCCC,1,1",
+            "C1CCCCC1,1,0", "C1CCOC1,0,1", "c1ccsc1,1,1", "c1ccoc1,0,0", "C1CCC1,1,0", "c1cc[nH]c1,0,1",
+            "C1CC1,1,0", "c1cnccn1,0,1", "C1CCCC1,1,1", "O=C1CCCCC1,0,0"]
     return _write(tmp_path / "toy.csv", "smiles,a,b\n" + "\n".join(rows) + "\n")
 
 
@@ -141,24 +147,26 @@ def test_multitask_missing_label_and_partial_sanitisation(multitask_csv, tmp_pat
     assert Chem.MolFromSmiles(UNSANITISABLE) is None  # precondition: the installed RDKit rejects it
     caplog.set_level(logging.INFO, logger="gtsp.data")
     folder = build_custom(multitask_csv, smiles_col="smiles", label_cols=["a", "b"], name="toy",
-                          cache_root=tmp_path / "cache")
+                          cache_root=tmp_path / "cache").folder
     assert folder == tmp_path / "cache" / "custom" / "toy"
     assert "toy.csv: 1 molecule(s) needed partial sanitisation (rows 3)" in caplog.text
     dataset, split, evaluator = load_mol_dataset("toy", cache_root=tmp_path / "cache")
-    assert len(dataset) == 10 and dataset.task_type == "binary classification" and dataset.num_tasks == 2
+    assert len(dataset) == 20 and dataset.task_type == "binary classification" and dataset.num_tasks == 2
     assert torch.isnan(dataset[1].y[0, 1]) and dataset[1].y[0, 0] == 0  # empty cell -> missing, not 0
     assert dataset[3].num_nodes == Chem.MolFromSmiles(UNSANITISABLE, sanitize=False).GetNumAtoms()
-    assert sorted(torch.cat(list(split.values())).tolist()) == list(range(10))
+    assert sorted(torch.cat(list(split.values())).tolist()) == list(range(20))
     y = torch.cat([g.y for g in dataset])
     assert evaluator.eval({"y_true": y, "y_pred": torch.rand_like(y)})["rocauc"] >= 0.0
 
 
 def test_regression_is_detected_and_scored_with_rmse(tmp_path):
-    rows = [f"{s},{v}" for s, v in zip(["CCO", "CCCO", "CCCCO", "c1ccccc1", "CC(=O)O"], [-0.77, 0.5, 1.25, 2.0, 3.5])]
+    smiles = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "CC(=O)O"] * 4  # 20: valid and test get 2 each
+    rows = [f"{s},{v}" for s, v in zip(smiles, [-0.77, 0.5, 1.25, 2.0, 3.5] * 4)]
     csv = _write(tmp_path / "esol_like.csv", "smiles,logS\n" + "\n".join(rows) + "\n")
-    meta = build_mol_dataset(csv, tmp_path / "out", smiles_col="smiles", label_cols=["logS"], split="random")
+    meta = build_mol_dataset(csv, tmp_path / "out", smiles_col="smiles", label_cols=["logS"], split="random").meta
     assert meta["task type"] == "regression" and meta["eval metric"] == "rmse"
-    dataset = PygGraphPropPredDataset(name="esol_like", meta_dict=meta)  # OGB's class, custom meta
+    with ogb_safe_load():
+        dataset = PygGraphPropPredDataset(name="esol_like", meta_dict=meta)  # OGB's class, custom meta
     assert dataset[0].y.dtype == torch.float32 and float(dataset[0].y) == pytest.approx(-0.77)
 
 
@@ -175,7 +183,7 @@ def test_pre_transform_is_cached_in_its_own_folder(multitask_csv, tmp_path):
 
 def test_unparsable_smiles_names_file_and_row(tmp_path):
     csv = _write(tmp_path / "bad.csv", "smiles,y\nCCO,1\nC1CC(,0\n")
-    with pytest.raises(GtspError, match=r"bad\.csv line 3 \(row 1\).*'C1CC\('.*fix or remove that row"):
+    with pytest.raises(GtspError, match=r"bad\.csv: 1 invalid SMILES.*line 3: 'C1CC\('.*fix or remove that row"):
         build_mol_dataset(csv, tmp_path / "out", smiles_col="smiles", label_cols=["y"])
 
 

@@ -89,7 +89,16 @@ def _data_parser(sub) -> None:
     b.add_argument("--name", required=True, help="dataset name to train with")
     b.add_argument("--split", choices=["scaffold", "random"], default="scaffold", help="split (default scaffold)")
     b.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    b.add_argument("--task", choices=["binary", "regression"],
+                   help="task type (default: inferred; labels 0/1 -> binary, non-integers -> regression; "
+                        "a few distinct integers such as -1/1 or 0/1/2 are refused until --task says which; "
+                        "--task binary stores -1/1 labels as 0/1)")
+    b.add_argument("--skip-invalid", action="store_true",
+                   help="leave out rows whose SMILES RDKit cannot parse (default: refuse, listing them)")
+    b.add_argument("--overwrite", action="store_true", help="rebuild a dataset of that name that already exists")
     b.add_argument("--cache-root", help="writable folder (default $GTSP_CACHE or ~/.cache/gtsp)")
+    b.add_argument("--data-root", help="folder with original data files, to refuse names of TU datasets there "
+                                       "(default $GTSP_DATA)")
     r = dsub.add_parser("prepare", help="process and cache a dataset with the encodings a model needs",
                         description="Run the pre-transforms (RWSE, shortest paths, ...) that training --model "
                                     "on --dataset needs and cache them, e.g. once before parallel seeds.")
@@ -186,12 +195,15 @@ def _prepare(args) -> None:
 
 
 def _build_mol(args) -> None:
-    from gtsp.data.ogb_mol import build_custom
+    from gtsp.data.mol_build import build_custom
 
     labels = [c.strip() for c in args.label_cols.split(",") if c.strip()]
-    path = build_custom(args.csv, smiles_col=args.smiles_col, label_cols=labels, name=args.name,
-                        cache_root=args.cache_root, split=args.split, seed=args.seed)
-    print(f"built {args.name} at {path}: train with  gtsp train --dataset {args.name}")
+    summary = build_custom(args.csv, smiles_col=args.smiles_col, label_cols=labels, name=args.name,
+                           cache_root=args.cache_root, data_root=args.data_root, split=args.split,
+                           seed=args.seed, task_type=args.task, skip_invalid=args.skip_invalid,
+                           overwrite=args.overwrite)
+    print("\n".join(summary.lines()))
+    print(f"train with: gtsp train --dataset {args.name}")
 
 
 def _cmd_export(args) -> None:

@@ -26,6 +26,9 @@ from gtsp.errors import GtspError
 
 log = logging.getLogger("gtsp.data")
 
+# TU names known to work here; any other TU name is tried through PyG's download.
+KNOWN_TU = ("MUTAG", "NCI1", "IMDB-BINARY", "PROTEINS", "DD", "NCI109", "IMDB-MULTI", "REDDIT-BINARY")
+
 
 class _CachedTU(TUDataset):
     """TUDataset whose processed folder is keyed by the pre-transform, so choices never mix."""
