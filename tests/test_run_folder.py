@@ -47,8 +47,9 @@ def test_overwrite_removes_exactly_the_files_gtsp_writes(cache_root, tmp_path):
         (out / name).write_text("x")
     run(tiny_run(cache_root, out, overwrite=True), progress=False)
     names = {p.name for p in out.iterdir()}
-    assert names == {"notes.txt", "my.tmp", "model.pt.bak", "checkpoint.pt", "checkpoint.prev.pt", "metrics.jsonl",
-                     "results.json", "model.safetensors", "model.safetensors.json"}
+    assert names - set(ARTEFACTS) == {"notes.txt", "my.tmp", "model.pt.bak"}  # not gtsp's: kept
+    assert not names & (set(left_by_pruned_run) - {"results.json"})  # a dense run leaves no pruned files
+    assert {"checkpoint.pt", "checkpoint.prev.pt", "metrics.jsonl", "results.json"} <= names
     assert json.loads((out / "results.json").read_text())["sparsity"]["head"] == 0.0
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
