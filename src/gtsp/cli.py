@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.errors import GtspError
+from gtsp.report import cli as report_cli
+from gtsp.sweep import cli as sweep_cli
 
 # CLI flag -> key inside RunConfig.model_args
 MODEL_FLAGS = {"hidden": int, "layers": int, "heads": int, "dropout": float, "attn_dropout": float}
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _data_parser(sub)
     _export_parser(sub)
+    sweep_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 
@@ -221,7 +225,8 @@ def _cmd_evaluate(args) -> None:
           f"{result['graphs_per_s']:,.0f} graphs/s")
 
 
-COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate}
+COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate,
+            "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

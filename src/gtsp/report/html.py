@@ -1,0 +1,48 @@
+"""``report.html``: one self-contained page (tables as HTML, figures inlined as base64 PNG).
+
+It needs no other file, no script and no network, so it can be mailed or archived as is.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f0f0f0; }
+td:nth-child(1), td:nth-child(2) { text-align: left; }
+figure { margin: 1em 0; }
+img { max-width: 100%; border: 1px solid #eee; }
+.notes { color: #555; font-size: 0.9em; }
+"""
+
+
+@dataclass
+class Section:
+    """A dataset's heading, its table (HTML) and its figures (caption, PNG file)."""
+
+    title: str
+    table_html: str
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def render_page(title: str, notes: list[str], sections: list[Section]) -> str:
+    """The whole page as one string."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+             "<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>{section.table_html}")
+        for caption, png in section.figures:
+            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{_b64(png)}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _b64(png: Path) -> str:
+    return base64.b64encode(png.read_bytes()).decode("ascii")
