@@ -117,15 +117,16 @@ def _check_graphs(graphs: MolGraphs, invalid: list[tuple[int, str]], csv_name: s
 
 def _check_scorable(labels: np.ndarray, parts: dict[str, np.ndarray], task: Task, columns: list[str],
                     split: str) -> None:
-    """Refuse a split whose validation or test part cannot score some task."""
-    for part in ("valid", "test"):
-        problems = unscorable_tasks(labels, parts[part], task.type == BINARY)
+    """Refuse a split whose training part lacks a task's labels, or whose validation or test part
+    cannot score some task."""
+    for part in PARTS:
+        problems = unscorable_tasks(labels, parts[part], task.type == BINARY and part != "train")
         if problems:
             listed = "; ".join(f"task {columns[t]!r}: {why}" for t, why in problems)
             fix = ("another --seed or more data" if split == "random"
                    else "--split random (and another --seed if it happens again), or more data")
             raise GtspError(f"the {split} split leaves the {part} split ({len(parts[part])} molecules) "
-                            f"unscorable: {listed}: use {fix}")
+                            f"without what a task needs: {listed}: use {fix}")
 
 
 def _write(summary: BuildSummary, graphs: MolGraphs, table: LabelTable, csv_path: Path, smiles_col: str,

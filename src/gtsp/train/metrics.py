@@ -28,6 +28,9 @@ def task_loss(info: DatasetInfo, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y.view(-1).long())
     y = y.view(logits.shape).float()
     known = ~torch.isnan(y)
+    if not known.any():
+        # a batch without any label (sparse multi-task data): no signal, but a finite loss
+        return logits.sum() * 0.0
     if info.task == "binary":
         return F.binary_cross_entropy_with_logits(logits[known], y[known])
     return F.mse_loss(logits[known], standardise(info, y)[known])
