@@ -80,14 +80,13 @@ def copy_layer_weights(gtsp_layer: nn.Module, conv: GPSConv) -> None:
     exactly gtsp's ``qkv`` row order ``[3, heads, head_dim]``. Requires a GIN local model and
     all head and neuron gates at 1 (an unpruned gtsp layer).
     """
-    if gtsp_layer.local_kind != "gin" or gtsp_layer.attention is None:
+    local = gtsp_layer.local
+    if local is None or not isinstance(local.conv, GINConv) or gtsp_layer.attention is None:
         raise ValueError("only a GIN + attention GPSLayer maps onto this GPSConv")
-    attn, ffn, gin = gtsp_layer.attention, gtsp_layer.ffn, gtsp_layer.local
-    for gate in (attn.head_gate, ffn.neuron_gate, gin.nn.neuron_gate):
-        if not torch.all(gate == 1):
-            raise ValueError("gtsp layer has gates != 1 (pruned or masked): GPSConv has no gates")
-    if attn.num_heads * attn.head_dim != attn.dim or conv.heads != attn.num_heads:
-        raise ValueError("head layout differs (pruned heads?)")
+    attn, ffn, gin = gtsp_layer.attention, gtsp_layer.ffn, local.conv
+    if any(slot is not None for slot in (attn.head_transform, attn.token_selector, ffn.hidden_transform,
+                                         gin.nn.hidden_transform)):
+        raise ValueError("gtsp layer carries sparsifier gates or a token selector: GPSConv has no gates")
     conv.conv.nn[0].load_state_dict(gin.nn.fc1.state_dict())
     conv.conv.nn[2].load_state_dict(gin.nn.fc2.state_dict())
     conv.conv.eps.copy_(gin.eps)

@@ -6,6 +6,9 @@ import torch
 from gtsp.errors import GtspError
 from gtsp.nn.attention import MultiHeadSelfAttention
 from gtsp.nn.ffn import FeedForward
+from gtsp.sparsify.head import HeadGate
+from gtsp.sparsify.neuron import NeuronGate
+from gtsp.sparsify.token_selector import TokenSelector
 
 
 def reference_attention(attn: MultiHeadSelfAttention, x, mask, bias=None):
@@ -17,7 +20,8 @@ def reference_attention(attn: MultiHeadSelfAttention, x, mask, bias=None):
         logits = q @ k.transpose(-1, -2) / math.sqrt(attn.head_dim)
         if bias is not None:
             logits = logits + bias[b, :, :n, :n]
-        heads = logits.softmax(-1) @ v * attn.head_gate.view(-1, 1, 1)
+        gate = attn.head_transform.gate if attn.head_transform is not None else torch.ones(attn.num_heads)
+        heads = logits.softmax(-1) @ v * gate.view(-1, 1, 1)
         out = attn.out(heads.transpose(0, 1).reshape(n, -1))
         outs.append(torch.cat([out, torch.zeros(x.size(1) - n, x.size(2))]))
     return torch.stack(outs)
@@ -57,9 +61,11 @@ def test_heads_must_divide_width():
 def test_prune_heads_computes_what_the_gated_module_did(padded):
     x, mask = padded
     attn = MultiHeadSelfAttention(16, 4).eval()
-    attn.head_gate.copy_(torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    attn.head_transform = HeadGate(4)
+    attn.head_transform.gate.copy_(torch.tensor([0.5, 0.0, 2.0, 0.0]))  # soft values are folded exactly too
     gated = attn(x, mask)
-    attn.prune_heads(torch.tensor([0, 2]))
+    attn.head_transform = None
+    attn.prune_heads(torch.tensor([0, 2]), scale=torch.tensor([0.5, 2.0]))
     assert attn.num_heads == 2 and attn.qkv.out_features == 3 * 2 * 4 and attn.out.in_features == 8
     assert torch.allclose(attn(x, mask)[mask], gated[mask], atol=1e-5)
 
@@ -68,23 +74,30 @@ def test_head_scores_are_gate_gradients(padded):
     x, mask = padded
     attn = MultiHeadSelfAttention(16, 4)
     attn.dropout = 0.0
-    attn.record_head_scores = True
-    attn.head_gate.requires_grad_(True)
+    gate = attn.head_transform = HeadGate(4)
+    gate.gate.requires_grad_(True)
     attn(x, mask).square().sum().backward()
-    # with a single graph per batch the score is |dL/dgate|; here several graphs: sum of per-graph |.|
-    assert torch.all(attn.head_scores > 0)
-    assert torch.all(attn.head_scores >= attn.head_gate.grad.abs() - 1e-4)
+    # per graph the score is |dL/dgate| of that graph alone; summed over graphs it bounds |dL/dgate|
+    assert torch.all(gate.scores > 0)
+    assert torch.all(gate.scores >= gate.gate.grad.abs() - 1e-4)
+    per_graph = torch.zeros(4)
+    for b in range(x.size(0)):
+        gate.gate.grad = None
+        attn(x[b:b + 1], mask[b:b + 1]).square().sum().backward()
+        per_graph += gate.gate.grad.abs()
+    assert torch.allclose(gate.scores, 2 * per_graph, rtol=1e-4)  # recorded once per backward: 2 passes of each
 
 
 def test_ffn_neuron_pruning_is_exact():
     torch.manual_seed(0)
     ffn = FeedForward(8, 16).eval()
     keep = torch.tensor([0, 3, 5, 9, 15])
-    gate = torch.zeros(16)
-    gate[keep] = 1.0
-    ffn.neuron_gate.copy_(gate)
+    ffn.hidden_transform = NeuronGate(16)
+    ffn.hidden_transform.gate.zero_()
+    ffn.hidden_transform.gate[keep] = 1.0
     x = torch.randn(10, 8)
     before = ffn(x)
+    ffn.hidden_transform = None
     ffn.prune_neurons(keep)
     assert ffn.fc1.out_features == 5
     assert torch.allclose(ffn(x), before, atol=1e-6)
@@ -99,7 +112,7 @@ def _ragged(graphs: int = 11, longest: int = 9, seed: int = 1):
 
 
 def test_size_groups_cover_every_graph_once_and_sort_by_length():
-    from gtsp.nn.attention import size_groups
+    from gtsp.nn.size_groups import size_groups
 
     _, mask = _ragged()
     groups = size_groups(mask, 4, 16, overhead=0)
@@ -112,7 +125,7 @@ def test_size_groups_cover_every_graph_once_and_sort_by_length():
 
 
 def test_size_groups_merge_similar_lengths_and_split_mixed_ones():
-    from gtsp.nn.attention import size_groups
+    from gtsp.nn.size_groups import size_groups
 
     similar = torch.arange(30).unsqueeze(0) < (28 + torch.arange(64) % 3).unsqueeze(1)  # lengths 28-30
     assert len(size_groups(similar, 16, 64, overhead=0)) == 3  # no overhead: cut wherever the length grows
@@ -145,14 +158,12 @@ def test_size_grouped_attention_equals_one_padded_call(with_bias):
 def test_token_selected_attention_is_attention_over_the_kept_tokens_only(padded):
     """With a selector, each graph attends among its kept tokens (bias restricted to kept pairs) and
     every other slot of the output is 0: checked one graph at a time against textbook attention."""
-    from gtsp.nn.token_selector import TokenSelector
-
     x, mask = padded
     bias = torch.randn(3, 4, 6, 6)
     attn = MultiHeadSelfAttention(16, 4).eval()
     attn.token_selector = TokenSelector(16, ratio=0.5).eval()
     out = attn(x, mask, bias)
-    index, kept, _ = attn.token_selector(x, mask)
+    index, kept, _ = attn.token_selector(x, mask, 0)
     for b in range(x.size(0)):
         chosen = index[b][kept[b]]
         assert mask[b, chosen].all() and chosen.numel() == math.ceil(int(mask[b].sum()) / 2)

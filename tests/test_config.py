@@ -1,13 +1,12 @@
 """RunConfig.validate: every field typed and ranged, YAML 1.1 numbers read as numbers, resume rules."""
 import dataclasses
-import inspect
 
 import pytest
 
 from gtsp.config import RunConfig, check_resume, load_yaml, merge, resume_changes
 from gtsp.errors import GtspError
 from gtsp.models import MODELS
-from gtsp.models.hparam_types import hyperparameter_types
+from gtsp.models.params import hyperparameters
 
 
 def config_from_yaml(tmp_path, text: str) -> RunConfig:
@@ -94,18 +93,14 @@ def test_settings_that_would_be_ignored_or_crash_are_refused(overrides, message)
 
 def test_hyperparameter_types_follow_each_backbone():
     for name, cls in MODELS.items():
-        declared = hyperparameter_types(name)
-        assert {"hidden", "layers", "heads", "dropout"} <= set(declared)
+        declared = hyperparameters(cls.Params)
+        assert {"hidden", "layers", "heads", "dropout", "attention"} <= set(declared)
         assert declared["hidden"].kind is int and declared["dropout"].kind is float
+        assert declared["attention"].kind is bool
         # the defaults are the backbone's own: building with them equals building with none
-        params = getattr(cls, "Params", None)
-        if dataclasses.is_dataclass(params):
-            assert {f.name: f.default for f in dataclasses.fields(params)} == {k: v.default for k, v in declared.items()}
-        else:
-            signature = inspect.signature(cls.__init__).parameters
-            assert {k: signature[k].default for k in declared} == {k: v.default for k, v in declared.items()}
-    assert hyperparameter_types("graphtrans")["gnn_hidden"].optional
-    assert hyperparameter_types("graphormer")["spatial_init"].kind is str
+        assert cls.Params() == cls.Params(**{k: v.default for k, v in declared.items()})
+    assert hyperparameters(MODELS["graphtrans"].Params)["gnn_hidden"].optional
+    assert hyperparameters(MODELS["graphormer"].Params)["spatial_init"].kind is str
 
 
 def saved_config(**overrides) -> dict:
@@ -115,7 +110,7 @@ def saved_config(**overrides) -> dict:
 def test_resume_compares_settings_entry_by_entry_with_defaults_filled_in():
     saved = saved_config(model_args={"hidden": 32})
     # the backbone default written out, a zero ratio, and safe settings are no refused change
-    cfg = RunConfig(model_args={"hidden": 32, "layers": hyperparameter_types("gps")["layers"].default},
+    cfg = RunConfig(model_args={"hidden": 32, "layers": hyperparameters(MODELS["gps"].Params)["layers"].default},
                     prune={"head": 0.0}, lr=0.01, threads=2, data_root="/elsewhere", epochs=80, resume=True).validate()
     assert check_resume(saved, cfg) == {"lr": (0.001, 0.01), "threads": (1, 2), "data_root": (None, "/elsewhere"),
                                         "epochs": (50, 80), "resume": (False, True)}

@@ -12,6 +12,7 @@ from gtsp.data.shortest_paths import ShortestPaths
 from gtsp.models import build_model
 from gtsp.models.graphormer import Graphormer
 from gtsp.models.graphormer_bias import SharedBiasAttention
+from gtsp.sparsify.head import HeadGate
 
 INFO = DatasetInfo(name="toy", num_node_features=5, num_edge_features=3, molecular=False,
                    task="multiclass", num_outputs=2, metric="accuracy", higher_is_better=True)
@@ -133,17 +134,19 @@ def test_prune_heads_with_zero_gates_keeps_outputs_and_bias_heads() -> None:
     batch = Batch.from_data_list([path_graph(5), make_graph(6, [(0, 1), (1, 2), (2, 0), (3, 4)], seed=1)])
     first, second, third = (layer.attention for layer in net.layers)
     assert all(isinstance(a, SharedBiasAttention) for a in (first, second, third))
-    first.head_gate[[1, 3]] = 0.0
-    second.head_gate[[0, 1]] = 0.0
-    third.head_gate[1] = 0.0
+    for attention, off in ((first, [1, 3]), (second, [0, 1]), (third, [1])):
+        attention.head_transform = HeadGate(attention.num_heads)
+        attention.head_transform.gate[off] = 0.0
     before = net(batch)
+    for attention in (first, second, third):
+        attention.head_transform = None
     first.prune_heads(torch.tensor([0, 2]))
     second.prune_heads(torch.tensor([2, 3]))
     third.prune_heads(torch.tensor([0, 2, 3]))
     assert first.head_index.tolist() == [0, 2] and second.head_index.tolist() == [2, 3]
     assert torch.allclose(net(batch), before, atol=1e-6)
     # Head 1 is now read by no layer: the shared tables drop it, each layer's index is remapped.
-    net.compact_bias()
+    net.compact_shared()
     assert net.bias.num_heads == 3 and net.bias.spatial.weight.shape == (net.bias.max_dist + 2, 3)
     assert net.bias.edge_proj.out_features == net.bias.max_path * 3
     assert first.head_index.tolist() == [0, 1] and third.head_index.tolist() == [0, 1, 2]

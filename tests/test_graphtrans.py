@@ -136,7 +136,7 @@ def test_required_features_and_gin_fallback() -> None:
     plain = DatasetInfo(name="plain", num_node_features=5, num_edge_features=0, molecular=False,
                         task="multiclass", num_outputs=2, metric="accuracy", higher_is_better=True)
     net = build_model("graphtrans", plain, **SMALL)
-    assert net.edge_encoder is None and net.gnn[0].kind == "gin"
+    assert net.edge_encoder is None and not net.gnn[0].mpnn.uses_edge_attr
     graph = random_graph(6, 0, "cyclic")
     del graph.edge_attr
     assert net(Batch.from_data_list([graph])).shape == (1, 2)

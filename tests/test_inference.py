@@ -1,27 +1,70 @@
 import json
 
 import pytest
+import torch
 
 from gtsp.cli import main
 from gtsp.errors import GtspError
-from gtsp.inference import evaluate_exported, export_run, load_exported
+from gtsp.inference import evaluate_exported, export_run
+from gtsp.models.files import load_model, read_spec
 
 
-def test_train_export_evaluate_round_trip(tmp_path, cache_root, capsys):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def mutag_run(tmp_path_factory, cache_root):
+    run_dir = tmp_path_factory.mktemp("inference") / "run"
     assert main(["train", "--dataset", "MUTAG", "--epochs", "2", "--hidden", "32", "--layers", "2",
                  "--cache-root", str(cache_root), "--out", str(run_dir), "--quiet"]) == 0
-    assert main(["export", str(run_dir), "--out", str(tmp_path / "m.pt")]) == 0
-    package = load_exported(tmp_path / "m.pt")
-    assert package["dataset"] == "MUTAG" and package["features"] == ("rwse",)
-    result = evaluate_exported(tmp_path / "m.pt", cache_root=str(cache_root))
-    recorded = json.loads((run_dir / "results.json").read_text())
+    return run_dir
+
+
+def test_train_export_evaluate_round_trip(mutag_run, tmp_path, cache_root):
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(mutag_run), "--out", str(out)]) == 0
+    spec = read_spec(out)
+    assert spec["dataset"] == "MUTAG" and spec["features"] == ["rwse"] and spec["plan"] is None
+    assert json.loads((tmp_path / "m.safetensors.json").read_text()) == spec
+    result = evaluate_exported(out, cache_root=str(cache_root))
+    recorded = json.loads((mutag_run / "results.json").read_text())
     assert result["test"] == pytest.approx(recorded["metric"]["test"])
     assert result["graphs"] == recorded["split_sizes"]["test"]
 
 
+def test_model_file_rebuilds_the_same_function(mutag_run):
+    model, spec = load_model(mutag_run / "model.safetensors")
+    again, _ = load_model(mutag_run / "model.safetensors")
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert spec["hparams"]["hidden"] == 32 and spec["hparams"]["layers"] == 2
+
+
 def test_export_needs_a_finished_run(tmp_path):
     with pytest.raises(GtspError, match="no results.json"):
-        export_run(tmp_path, tmp_path / "m.pt")
+        export_run(tmp_path, tmp_path / "m.safetensors")
     with pytest.raises(GtspError, match="does not exist"):
-        load_exported(tmp_path / "missing.pt")
+        read_spec(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("content", ['{"metric": {}}', "just some text\n", ""])
+def test_evaluate_refuses_files_that_are_not_models(tmp_path, capsys, content):
+    bogus = tmp_path / "results.json"
+    bogus.write_text(content)
+    assert main(["evaluate", str(bogus)]) == 2
+    assert "is not a gtsp model file" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_dataset_of_another_shape(mutag_run, cache_root, capsys):
+    code = main(["evaluate", str(mutag_run / "model.safetensors"), "--dataset", "IMDB-BINARY",
+                 "--cache-root", str(cache_root)])
+    err = capsys.readouterr().err
+    assert code == 2 and "trained on MUTAG and does not fit IMDB-BINARY" in err
+
+
+def test_edited_weights_are_refused(mutag_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "edited.safetensors"
+    state = load_file(str(mutag_run / "model.safetensors"))
+    state.pop(next(k for k in state if k.endswith(".weight")))
+    save_file(state, str(path), metadata={"gtsp_spec": json.dumps(read_spec(mutag_run / "model.safetensors"))})
+    with pytest.raises(GtspError, match="do not fit the architecture"):
+        load_model(path)

@@ -23,7 +23,7 @@ def test_pruned_run_reports_dense_masked_and_compacted(cache_root, tmp_path, pru
     assert results["compaction_max_abs_diff"] < 1e-4
     assert results["metric"]["test_compacted"] == pytest.approx(results["metric"]["test"])
     assert results["speedup"]["measured"] > 0
-    assert (tmp_path / "compacted.pt").is_file()
+    assert (tmp_path / "compacted.safetensors").is_file()
     if "head" in prune:
         assert params["compacted"] < params["dense"]
 

@@ -3,6 +3,7 @@ model computed, is really smaller, learns its masks, and refuses impossible sett
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,10 +16,12 @@ from gtsp.data.transforms import FEATURES
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.nn.attention import MultiHeadSelfAttention
-from gtsp.nn.token_selector import TokenSelector
+from gtsp.sparsify import CompositeSparsifier
 from gtsp.sparsify.head import HeadSparsifier
 from gtsp.sparsify.layer import LayerSparsifier, SkippableLayer
+from gtsp.sparsify.plan import apply_plan
 from gtsp.sparsify.token import TokenSparsifier
+from gtsp.sparsify.token_selector import TokenSelector
 from tests.conftest import random_graph
 
 INFO = DatasetInfo("tiny", 7, 4, False, "multiclass", 2, "accuracy", True)
@@ -73,10 +76,10 @@ def make_sparsifier(dimension: str, **options):
     return LayerSparsifier(0.5, **({"drop_prob": 0.25} | options))  # every layer runs in a few steps
 
 
-def paper_style_attention(self, x, mask=None, bias=None):
+def paper_style_attention(self, x, mask=None, bias=None, prefix=0):
     """The masked model of token pruning: every token stays in the sequence, the dropped ones are
     hidden as keys and get no output (what the paper's code does, at full cost)."""
-    index, kept, _ = self.token_selector(x, mask)
+    index, kept, _ = self.token_selector(x, mask, prefix)
     keep = torch.zeros(x.shape[:2], dtype=torch.bool).scatter(1, index, kept)
     return self._attend(x, keep, bias) * keep.unsqueeze(-1)
 
@@ -114,10 +117,16 @@ def test_compacted_computes_what_masked_computed(name: str, dimension: str, monk
             masked = model(batch)
         else:
             masked = model(batch)
-        compacted = sparsifier.compact(copy.deepcopy(model)).eval()
+        compacted, plan = sparsifier.compact(model)
+        compacted.eval()
         lengths = attention_lengths(compacted)
         out = compacted(batch)
+        # the plan + the backbone's hyper-parameters + a plain state_dict rebuild the same model
+        rebuilt = apply_plan(make_model(name, layers=layers, seed=7), plan)
+        rebuilt.load_state_dict(compacted.state_dict())
+        again = rebuilt.eval()(batch)
     assert (out - masked).abs().max() < 1e-4
+    assert torch.equal(again, out)
 
     if dimension == "token":
         assert lengths and all(k < length for length, k in lengths)
@@ -140,7 +149,7 @@ def test_head_compaction_removes_about_half_the_attention_flops(name: str) -> No
     dense = copy.deepcopy(model)
     sparsifier = HeadSparsifier(0.5)
     sparsifier.prepare(model)
-    compacted = sparsifier.compact(model)
+    compacted, _ = sparsifier.compact(model)
     graphs = make_graphs(name, (16,))
 
     def attention_flops(net) -> float:
@@ -176,9 +185,9 @@ def test_head_scores_accumulate_for_active_and_inactive_heads(name: str) -> None
     batch = batch_of(name)
     model.train()
     F.cross_entropy(model(batch), batch.y).backward()
-    for attention in (m for m in model.modules() if isinstance(m, MultiHeadSelfAttention)):
-        assert (attention.head_gate == 0).sum() == 2
-        assert (attention.head_scores > 0).all()  # inactive heads too: the gate's gradient exists at 0
+    for _, attention in model.attention_modules():
+        assert (attention.head_transform.gate == 0).sum() == 2
+        assert (attention.head_transform.scores > 0).all()  # inactive heads too: the gate's gradient exists at 0
 
 
 # ---- per-graph k, padding, prefix -------------------------------------------------------------------
@@ -203,7 +212,7 @@ def test_model_keeps_k_per_graph_and_always_the_prefix(name: str) -> None:
     TokenSparsifier(0.5).prepare(model)
     calls = []
     for selector in (m for m in model.modules() if isinstance(m, TokenSelector)):
-        selector.register_forward_hook(lambda m, args, out: calls.append((args[1], *out)))
+        selector.register_forward_hook(lambda m, args, out: calls.append((args[1], args[2], *out)))
     batch = batch_of(name, sizes=(4, 20))
     prefix = 0 if name == "gps" else 1
     for training in (True, False):
@@ -212,15 +221,14 @@ def test_model_keeps_k_per_graph_and_always_the_prefix(name: str) -> None:
         with torch.no_grad():
             model(batch)
         assert len(calls) == 2
-        for mask, index, kept, gate in calls:
+        for mask, passed_prefix, index, kept, gate in calls:
+            assert passed_prefix == prefix  # the layer passes its layout's prefix: nothing to guess
             assert kept.sum(1).tolist() == [prefix + 2, prefix + 10]
             assert mask.gather(1, index)[kept].all()  # padding never selected
             if prefix:
                 assert (index[:, 0] == 0).all() and kept[:, 0].all()  # the special token stays
                 assert (index[:, 1:] > 0).all()  # and is not counted among the nodes
             assert torch.equal(gate, kept.float())
-    # The prefix comes from the batch layout the backbone built, read by a pre-hook on each layer.
-    assert {m.always_keep for m in model.modules() if isinstance(m, TokenSelector)} == {prefix}
 
 
 def test_token_summary_reports_the_kept_fraction() -> None:
@@ -259,13 +267,13 @@ def test_topk_heads_train_dense_then_keep_the_best() -> None:
     sparsifier = HeadSparsifier(0.5, mode="topk")
     sparsifier.prepare(model)
     sparsifier.schedule(epochs=4, steps_per_epoch=1)
-    attention = model.layers[0].attention
-    assert attention.head_gate.tolist() == [1.0] * 4
+    gate = model.layers[0].attention.head_transform
+    assert gate.gate.tolist() == [1.0] * 4
     sparsifier.on_epoch_end(1)
     assert not sparsifier.selectable(1)
-    attention.head_scores.copy_(torch.tensor([0.1, 3.0, 0.2, 2.0]))
+    gate.scores.copy_(torch.tensor([0.1, 3.0, 0.2, 2.0]))
     sparsifier.on_epoch_end(2)
-    assert attention.head_gate.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert gate.gate.tolist() == [0.0, 1.0, 0.0, 1.0]
     assert sparsifier.selectable(2)
 
 
@@ -280,12 +288,14 @@ def test_layer_drop_skips_whole_layers_in_training_only() -> None:
     torch.manual_seed(0)
     wrapper = SkippableLayer(Count(), drop_prob=0.5)
     x = torch.zeros(3, 4)
+    ctx = SimpleNamespace(token_weights=lambda rows: torch.ones(rows.size(0)))  # every row a real token
     for _ in range(200):
-        wrapper(x, None)
+        wrapper(x, ctx)
     assert 60 < Count.calls < 140
+    assert int(wrapper.batches) == Count.calls  # redundancy measured on every batch the layer ran
     wrapper.eval()
     Count.calls = 0
-    assert torch.equal(wrapper(x, None), x + 1) and Count.calls == 1
+    assert torch.equal(wrapper(x, ctx), x + 1) and Count.calls == 1
 
 
 def test_layer_redundancy_is_measured_per_layer() -> None:
@@ -353,48 +363,40 @@ def test_a_sparsifier_restored_from_its_state_compacts_identically(dimension: st
 
     batch = batch_of(name)
     with torch.no_grad():
-        expected = sparsifier.compact(model).eval()(batch)
-        got = restored.compact(restored_model).eval()(batch)
+        expected = sparsifier.compact(model)[0].eval()(batch)
+        got = restored.compact(restored_model)[0].eval()(batch)
     assert torch.equal(expected, got)
     assert restored.summary() == sparsifier.summary()
 
 
-# ---- the three together, in the composite's order ---------------------------------------------------
+# ---- the three together: one plan, one compaction ----------------------------------------------------
 @pytest.mark.parametrize("name", ("graphtrans", "graphormer"))
 def test_layer_head_and_token_pruning_compose(name: str, monkeypatch) -> None:
     model = make_model(name, layers=4)
-    members = [make_sparsifier("layer"), make_sparsifier("head"), make_sparsifier("token")]
-    for member in members:  # weight, layer, head, neuron, token: CompositeSparsifier's order
-        member.prepare(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
-    batch = batch_of(name, seed=10)
-    model.train()
-    for step in range(1, 5):
-        loss = F.cross_entropy(model(batch), batch.y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        for member in members:
-            member.on_step(step)
-    for member in members:
-        member.on_epoch_end(1)
+    joint = CompositeSparsifier([make_sparsifier("token"), make_sparsifier("head"), make_sparsifier("layer")])
+    assert [m.dimension for m in joint.members] == ["layer", "head", "token"]  # hooks in a fixed order
+    joint.prepare(model)
+    train_steps(model, joint, batch_of(name, seed=10))
 
     batch = batch_of(name)
     model.eval()
     with torch.no_grad(), monkeypatch.context() as patch:
-        members[0].mask(model)
+        joint.members[0].mask(model)
         patch.setattr(MultiHeadSelfAttention, "forward", paper_style_attention)
         masked = model(batch)
-    compacted = copy.deepcopy(model)
-    for selector in (m for m in compacted.modules() if isinstance(m, TokenSelector)):
-        selector.always_keep = 0  # must be restored from the layout, even though the layers were unwrapped
-    for member in members:
-        compacted = member.compact(compacted)
+    compacted, plan = joint.compact(model)
     with torch.no_grad():
         out = compacted.eval()(batch)
+        rebuilt = apply_plan(make_model(name, layers=4, seed=3), plan)
+        rebuilt.load_state_dict(compacted.state_dict())
+        again = rebuilt.eval()(batch)
     assert (out - masked).abs().max() < 1e-4
-    assert len(compacted.layers) == 2
-    assert {m.always_keep for m in compacted.modules() if isinstance(m, TokenSelector)} == {1}
+    assert torch.equal(out, again)
+    assert len(compacted.layers) == 2 and len(plan.kept_layers) == 2
+    assert all(a.num_heads == 2 for _, a in compacted.attention_modules())
+    assert len(plan.kept_heads) == 4  # planned on all four layers' attentions, before two were removed
+    # the masked model is left as it was: compaction works on a copy
+    assert len(model.layers) == 4 and all(isinstance(layer, SkippableLayer) for layer in model.layers)
 
 
 def test_the_epoch_that_chooses_layers_is_not_selectable() -> None:

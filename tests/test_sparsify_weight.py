@@ -24,9 +24,10 @@ from gtsp.data.transforms import FEATURES
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.nn.ffn import FeedForward
-from gtsp.sparsify.neuron import NeuronSparsifier, prunable_feedforwards
+from gtsp.sparsify.neuron import NeuronSparsifier, gate_of
+from gtsp.sparsify.plan import apply_plan
 from gtsp.sparsify.schedules import CubicSchedule, cosine_decay, keep_count
-from gtsp.sparsify.weight import WeightSparsifier, masked_linears, weight_mask
+from gtsp.sparsify.weight import WeightSparsifier, weight_mask
 from tests.conftest import random_graph
 
 EPOCHS, STEPS_PER_EPOCH = 4, 5
@@ -123,7 +124,7 @@ def test_bad_options_are_refused():
 @pytest.mark.parametrize("name", BACKBONES)
 def test_mask_rule_covers_blocks_only(name, tiny_info):
     model = backbone(name, tiny_info)
-    names = [n for n, _ in masked_linears(model)]
+    names = [n for n, _ in model.prunable_linears()]
     assert names and all(n.endswith((".qkv", ".out", ".fc1", ".fc2", ".lin")) for n in names)
     assert all(n.startswith(("layers.", "gnn.")) for n in names)  # never encoders, head, bias tables
     assert sum(n.endswith(".qkv") for n in names) == hparams(name)["layers"]
@@ -131,7 +132,8 @@ def test_mask_rule_covers_blocks_only(name, tiny_info):
         assert any(n.startswith("gnn.") for n in names)  # the GNN stack outside model.layers
     # a module another sparsifier attaches inside an attention block is not masked
     model.layers[0].attention.token_selector = nn.Linear(16, 1)
-    assert [n for n, _ in masked_linears(model)] == names
+    assert [n for n, _ in model.prunable_linears()] == names
+    assert [n for n, _ in WeightSparsifier(0.5).prepare(model).prunable_linears()] == names
 
 
 # ---- gradual magnitude pruning -------------------------------------------------------------------
@@ -230,9 +232,10 @@ def test_compacted_model_matches_and_accounting_drops(name, tiny_info):
     model.eval()
     with torch.no_grad():
         expected = model(batch)
-    compacted = sparsifier.compact(copy.deepcopy(model))
+    compacted, plan = sparsifier.compact(model)
+    assert plan.weight_density == pytest.approx(1 - ratio, abs=0.01) and plan.kept_heads is None
     assert not any(parametrize.is_parametrized(m) for m in compacted.modules())
-    layers = masked_linears(compacted)
+    layers = compacted.prunable_linears()
     assert all(type(m) in (nn.Linear, PygLinear) for _, m in layers)
     for (_, plain), layer in zip(layers, sparsifier.layers):
         # the masked weight, folded in; the masked original still works (torch shares the parametrized class)
@@ -243,7 +246,7 @@ def test_compacted_model_matches_and_accounting_drops(name, tiny_info):
 
     masked_weights = sum(layer.mask.mask.numel() for layer in sparsifier.layers)
     unmasked = copy.deepcopy(model)
-    for _, module in masked_linears(unmasked):
+    for _, module in unmasked.prunable_linears():
         weight_mask(module).mask.fill_(1.0)
     drop = count_params(unmasked)["nonzero"] - count_params(compacted)["nonzero"]
     assert drop == pytest.approx(ratio * masked_weights, rel=0.02)
@@ -251,7 +254,7 @@ def test_compacted_model_matches_and_accounting_drops(name, tiny_info):
     dense = analytic_flops_per_graph(model, graphs)
     assert analytic_flops_per_graph(compacted, graphs)["pruned"] == pytest.approx(dense["pruned"], rel=1e-9)
     emptied = copy.deepcopy(model)
-    for _, module in masked_linears(emptied):
+    for _, module in emptied.prunable_linears():
         weight_mask(module).mask.zero_()
     masked_flops = dense["dense"] - analytic_flops_per_graph(emptied, graphs)["pruned"]
     assert masked_flops > 0
@@ -298,24 +301,29 @@ def test_neuron_pruning_compacts_to_narrower_ffns(name, tiny_info):
     gates: list[torch.Tensor] = []
 
     def watch(step: int) -> None:
-        gates.append(torch.cat([f.neuron_gate.clone() for _, f in sparsifier.ffns]))
+        gates.append(torch.cat([gate_of(f).clone() for _, f in sparsifier.ffns]))
 
     model, graphs, batch = pruned(name, tiny_info, sparsifier, before_step=watch)
     # gated neurons never come back
     assert all(torch.all(later <= earlier) for earlier, later in zip(gates, gates[1:]))
-    widths = {n: keep_count(1.0 - ratio, f.neuron_gate.numel()) for n, f in sparsifier.ffns}
-    assert {n: int(f.neuron_gate.sum()) for n, f in sparsifier.ffns} == widths
+    widths = {n: keep_count(1.0 - ratio, f.hidden) for n, f in sparsifier.ffns}
+    assert {n: int(gate_of(f).sum()) for n, f in sparsifier.ffns} == widths
     assert [h["step"] for h in sparsifier.history] == list(UPDATES)
     head_width = model.head.fc1.out_features
     model.eval()
     with torch.no_grad():
         expected = model(batch)
-    compacted = sparsifier.compact(copy.deepcopy(model))
-    for n, ffn in prunable_feedforwards(compacted):
-        assert ffn.fc1.out_features == ffn.fc2.in_features == ffn.neuron_gate.numel() == widths[n]
+    compacted, plan = sparsifier.compact(model)
+    for n, ffn in compacted.feedforwards():
+        assert ffn.fc1.out_features == ffn.fc2.in_features == ffn.hidden == widths[n]
+        assert ffn.hidden_transform is None
+    assert [len(k) for k in plan.kept_neurons] == [widths[n] for n, _ in compacted.feedforwards()]
     assert compacted.head.fc1.out_features == head_width  # the prediction head is never pruned
+    rebuilt = apply_plan(backbone(name, tiny_info, seed=5), plan)
+    rebuilt.load_state_dict(compacted.state_dict())
     with torch.no_grad():
         assert (compacted.eval()(batch) - expected).abs().max() < 1e-5
+        assert torch.equal(rebuilt.eval()(batch), compacted(batch))
     assert count_params(compacted)["dense"] < count_params(model)["dense"]
     assert analytic_flops_per_graph(compacted, graphs)["dense"] < analytic_flops_per_graph(model, graphs)["dense"]
     summary = sparsifier.summary()
@@ -328,13 +336,14 @@ def test_removing_every_neuron_is_refused(tiny_info):
         NeuronSparsifier(0.9).prepare(model)  # round(0.1 * 4) = 0
     with pytest.raises(GtspError):
         FeedForward(4, 8).prune_neurons(torch.tensor([], dtype=torch.long))
-    ffn = FeedForward(4, 8)
-    ffn.neuron_gate.zero_()
+    model = build_model("gps", tiny_info, hidden=4, layers=1, heads=2)
     sparsifier = NeuronSparsifier(0.5)
-    wrapper = nn.Module()
-    wrapper.layers = nn.ModuleList([ffn])
-    with pytest.raises(GtspError):
-        sparsifier.compact(wrapper)
+    sparsifier.prepare(model)
+    gate_of(model.layers[0].ffn).zero_()
+    with pytest.raises(GtspError, match="empty"):
+        sparsifier.compact(model)
+    with pytest.raises(GtspError, match="gtsp backbone"):  # a model that does not declare the contract
+        NeuronSparsifier(0.5).prepare(nn.Sequential(FeedForward(4, 8)))
 
 
 def test_neuron_state_round_trip(tiny_info):

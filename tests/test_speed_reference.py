@@ -25,6 +25,7 @@ from gtsp.models import build_model
 from gtsp.models.base import GraphContext
 from gtsp.nn.attention import MultiHeadSelfAttention
 from gtsp.nn.sequences import Sequences
+from gtsp.sparsify.head import HeadSparsifier
 from tests.conftest import random_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -112,7 +113,7 @@ def test_gps_layer_matches_gpsconv(info, mixed_batch, mode):
     ref = reference_from_gtsp(model, info, attn_dropout=0.0)
     conv = ref.layers[0]
     with torch.no_grad():
-        layer.local.eps.fill_(0.3)  # a trained epsilon, mapped too
+        layer.local.conv.eps.fill_(0.3)  # a trained epsilon, mapped too
     copy_layer_weights(layer, conv)
     layer.train(mode == "train")
     conv.train(mode == "train")
@@ -149,6 +150,6 @@ def test_whole_model_matches_pyg_reference(info, mixed_batch):
 
 def test_gated_layers_are_refused(info):
     model, ref = _layer_pair(info)
-    model.layers[0].attention.head_gate[0] = 0.0
+    HeadSparsifier(ratio=0.5).prepare(model)  # installs head gates, which GPSConv cannot hold
     with pytest.raises(ValueError, match="gates"):
         copy_layer_weights(model.layers[0], ref.layers[0])

@@ -9,7 +9,6 @@ value's type and range, reading numbers the way YAML 1.1 writes them (PyYAML rea
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from gtsp.errors import GtspError
+from gtsp.typed_values import coerce, finite_number
 
 
 @dataclass
@@ -107,37 +107,6 @@ def _typed(name: str, value: Any, hint: Any, rule: tuple | None) -> Any:
                         f"{_flag(name)} takes {allowed}") from None
 
 
-def coerce(value: Any, kind: type, optional: bool = False) -> Any:
-    """``value`` as ``kind`` (int, float, bool, str, dict); ValueError when it is not one.
-
-    Numbers written as text (YAML 1.1's ``1e-3``) and whole floats for integers are accepted;
-    booleans are never numbers, and non-finite numbers are refused.
-    """
-    if value is None and optional:
-        return None
-    if kind in (int, float):
-        number = _number(value)
-        if number is not None and (kind is float or float(number).is_integer()):
-            return kind(number)
-    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise ValueError(f"{value!r} is not {kind.__name__}")
-
-
-def _number(value: Any) -> float | int | None:
-    """A finite number from a number or a numeric text; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return value
-    return None
-
-
 def _check_folds(folds: int, fold: int) -> None:
     if folds == 0 and fold != 0:
         raise GtspError(f"--fold {fold} needs --folds: give the number of folds, e.g. --folds 10 --fold {fold}")
@@ -147,9 +116,10 @@ def _check_folds(folds: int, fold: int) -> None:
 
 def check_model_args(model: str, model_args: Any) -> dict[str, Any]:
     """``model_args`` with each value typed as backbone ``model`` declares it; unknown names refused."""
-    from gtsp.models.hparam_types import hyperparameter_types
+    from gtsp.models import backbone, check_hparams
+    from gtsp.models.params import hyperparameters
 
-    declared = hyperparameter_types(model)
+    declared = hyperparameters(backbone(model).Params)
     unknown = sorted(set(model_args) - set(declared))
     if unknown:
         raise GtspError(f"{model} has no hyper-parameter {', '.join(unknown)}: its hyper-parameters are "
@@ -168,6 +138,7 @@ def check_model_args(model: str, model_args: Any) -> dict[str, Any]:
     if effective.get("attention", True) and isinstance(hidden, int) and heads and hidden % heads:
         raise GtspError(f"{heads} attention heads do not divide the hidden size {hidden}: "
                         "choose --heads that divides --hidden")
+    check_hparams(model, checked)  # the backbone's own checks (pooling, local MPNN, encodings)
     return checked
 
 
@@ -190,7 +161,7 @@ def check_prune(prune: dict[str, Any]) -> dict[str, float]:
         raise GtspError(f"unknown pruning dimension(s) {unknown}: choose from {', '.join(DIMENSIONS)}")
     checked = {}
     for dimension, ratio in prune.items():
-        number = _number(ratio)
+        number = finite_number(ratio)
         if number is None:
             raise GtspError(f"prune.{dimension}={ratio!r} is not a number: give the fraction to REMOVE in "
                             f"[0, 1), e.g. --prune {dimension}=0.5")
@@ -235,12 +206,13 @@ def resume_changes(saved: dict[str, Any], cfg: RunConfig) -> dict[str, tuple[Any
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` flattened to dotted keys, with backbone defaults filled in and zero ratios dropped."""
-    from gtsp.models.hparam_types import hyperparameter_types
+    from gtsp.models import backbone
+    from gtsp.models.params import hyperparameters
 
     known = {f.name for f in dataclasses.fields(RunConfig)}
     config = {k: v for k, v in config.items() if k in known}
     try:
-        defaults = {name: spec.default for name, spec in hyperparameter_types(config["model"]).items()}
+        defaults = {name: spec.default for name, spec in hyperparameters(backbone(config["model"]).Params).items()}
     except GtspError:
         defaults = {}
     config["model_args"] = defaults | config["model_args"]

@@ -1,70 +1,90 @@
-"""Exported models: save a trained (compacted when pruned) model on its own, load it, evaluate it.
+"""Exported models: a run's model as one file, evaluated on a dataset with a check that it fits.
 
-An export is one file holding the module itself (so a compacted model, whose
-layers have different head counts and widths, loads without its config), the
-dataset info and the run config. It is a pickle: load only files you trust.
+An export is a model file (:mod:`gtsp.models.files`): safetensors weights plus a JSON spec
+(backbone, hyper-parameters, compaction plan, dataset info, provenance). Loading it runs no
+stored code.
 """
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from gtsp import __version__
 from gtsp.accounting.latency import measure_throughput
 from gtsp.data.batching import eval_batches
+from gtsp.data.info import DatasetInfo
 from gtsp.data.registry import load_dataset
 from gtsp.errors import GtspError
+from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, load_model, read_spec, save_model, spec_path
 from gtsp.train.metrics import predictions, score
 from gtsp.train.trainer import predict
 
+# What a model's input and output layers were built for; a dataset must match all of them.
+SHAPE_FIELDS = ("num_node_features", "num_edge_features", "molecular", "task", "num_outputs")
 
-def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write ``out`` from a finished run: its compacted model when it was pruned, else its best model."""
+
+def run_model_file(run_dir: str | Path) -> Path:
+    """The model file of a finished run: the compacted model when the run pruned, else its best model."""
     run_dir = Path(run_dir)
     results_file = run_dir / "results.json"
     if not results_file.is_file():
         raise GtspError(f"{run_dir} holds no results.json: export a finished run (gtsp train --out DIR)")
-    results = json.loads(results_file.read_text())
-    source = run_dir / ("compacted.pt" if (run_dir / "compacted.pt").is_file() else "model.pt")
-    model = torch.load(source, weights_only=False)
-    package = {"model": model, "dataset": results["dataset"], "dataset_info": results["dataset_info"],
-               "config": results["config"], "features": model.required_features(results["config"]["model_args"]),
-               "gtsp_version": __version__}
+    try:
+        results = json.loads(results_file.read_text())
+    except json.JSONDecodeError as err:
+        raise GtspError(f"{results_file} is not valid JSON ({err}): the run did not finish writing it") from None
+    pruned = any(float(v) for v in (results.get("sparsity") or {}).values())
+    source = run_dir / (COMPACTED_FILE if pruned else MODEL_FILE)
+    if not source.is_file():
+        raise GtspError(f"{run_dir} has no {source.name} although its results.json says it was "
+                        f"{'pruned' if pruned else 'dense'}: rerun it with --overwrite")
+    return source
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Write ``out`` (and ``out.json``) from a finished run, with the run's provenance in the spec."""
+    source = run_model_file(run_dir)
+    read_spec(source)  # refuses a damaged file before copying it
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(package, out)
+    shutil.copyfile(source, out)
+    shutil.copyfile(spec_path(source), spec_path(out))
     return out
 
 
-def load_exported(path: str | Path) -> dict[str, Any]:
-    """The package written by :func:`export_run` (``package["model"]`` is ready for inference)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GtspError(f"model file {path} does not exist: create it with gtsp export RUN_DIR --out {path}")
-    package = torch.load(path, weights_only=False, map_location="cpu")
-    if not isinstance(package, dict) or not isinstance(package.get("model"), nn.Module):
-        raise GtspError(f"{path} is not a gtsp export: create one with gtsp export RUN_DIR --out FILE")
-    package["model"].eval()
-    return package
+def check_dataset_fits(spec: dict[str, Any], info: DatasetInfo, dataset: str) -> None:
+    """Refuse a dataset whose features or task differ from what the model was trained for."""
+    trained = spec["dataset_info"]
+    found = info.to_dict()
+    wrong = [f"{k}: model {trained.get(k)!r}, {dataset} {found.get(k)!r}" for k in SHAPE_FIELDS
+             if trained.get(k) != found.get(k)]
+    if wrong:
+        raise GtspError(f"this model was trained on {spec['dataset']} and does not fit {dataset} "
+                        f"({'; '.join(wrong)}): evaluate it on {spec['dataset']} or a dataset of the same shape")
 
 
 def evaluate_exported(path: str | Path, *, dataset: str | None = None, data_root: str | None = None,
                       cache_root: str | None = None, batch_size: int = 128, seed: int | None = None,
-                      device: str = "cpu") -> dict[str, float]:
-    """Test metric and throughput of an exported model on its dataset's test split."""
-    package = load_exported(path)
-    config = package["config"]
-    data = load_dataset(dataset or package["dataset"], data_root=data_root, cache_root=cache_root,
-                        features=package["features"], seed=config["seed"] if seed is None else seed,
-                        folds=config["folds"], fold=config["fold"])
-    model = package["model"].to(device)
+                      device: str = "cpu", threads: int = 1) -> dict[str, Any]:
+    """Test metric and throughput of a model file on its dataset's test split (timed like ``gtsp train``)."""
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    model, spec = load_model(path, device)
+    config = spec.get("config") or {}
+    name = dataset or spec["dataset"]
+    data = load_dataset(name, data_root=data_root, cache_root=cache_root, features=spec["features"],
+                        seed=config.get("seed", 0) if seed is None else seed,
+                        folds=config.get("folds", 0), fold=config.get("fold", 0))
+    check_dataset_fits(spec, data.info, name)
     batches = eval_batches(data.test, batch_size)
     logits, labels = predict(model, batches, torch.device(device))
     metric = score(data.info, labels, predictions(data.info, logits), data.evaluator)
     speed = measure_throughput(model, batches[0], device=device)
     return {"metric": data.info.metric, "test": metric, "graphs_per_s": speed["graphs_per_s"],
-            "graphs": len(data.test)}
+            "graphs": len(data.test), "threads": torch.get_num_threads()}
+
+
+__all__ = ["check_dataset_fits", "evaluate_exported", "export_run", "load_model", "run_model_file", "save_model"]

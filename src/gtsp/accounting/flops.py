@@ -26,7 +26,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
-from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.attention import AttentionKernel
 
 
 class _Tally:
@@ -51,35 +51,33 @@ def _message_passing_hook(tally: _Tally):
     return hook
 
 
+def _attention_hook(tally: _Tally):
+    def hook(module: nn.Module, inputs, output) -> None:
+        query, key = inputs[0], inputs[1]  # [B, H, L, d]: QK^T and AV over the tokens that take part
+        flops = 4.0 * query.size(0) * query.size(1) * query.size(2) * key.size(2) * query.size(3)
+        tally.dense += flops
+        tally.pruned += flops
+    return hook
+
+
+HOOKS = ((AttentionKernel, _attention_hook), ((nn.Linear, PygLinear), _linear_hook),
+         (MessagePassing, _message_passing_hook))
+
+
 @contextmanager
 def _counting(model: nn.Module, tally: _Tally):
-    """Install the counting hooks (and attention wrappers) for the duration of the block."""
-    handles, patched = [], []
+    """Install the counting forward hooks for the duration of the block."""
+    handles = []
     for module in model.modules():
-        if isinstance(module, (nn.Linear, PygLinear)):
-            handles.append(module.register_forward_hook(_linear_hook(tally)))
-        elif isinstance(module, MessagePassing):
-            handles.append(module.register_forward_hook(_message_passing_hook(tally)))
-        if isinstance(module, MultiHeadSelfAttention):
-            patched.append(module)
-            module._attend = _counted_attend(module, module._attend, tally)
+        for kind, make_hook in HOOKS:
+            if isinstance(module, kind):
+                handles.append(module.register_forward_hook(make_hook(tally)))
+                break
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
-        for module in patched:
-            del module._attend  # back to the class method
-
-
-def _counted_attend(module: MultiHeadSelfAttention, attend, tally: _Tally):
-    def wrapper(x, mask, bias):
-        batch, length, _ = x.shape
-        flops = 4.0 * batch * module.num_heads * length * length * module.head_dim
-        tally.dense += flops
-        tally.pruned += flops
-        return attend(x, mask, bias)
-    return wrapper
 
 
 def _sample(graphs: list[Data], max_graphs: int | None) -> list[Data]:

@@ -9,23 +9,66 @@ parallel and sums them, then applies a feed-forward block:
     x'      = BN(h + FFN(h)),  h = h_local + h_attn
 
 Nodes stay flat (``[N, C]``) between layers; only attention sees per-graph
-sequences. Graph readout is sum or mean pooling followed by an MLP.
+sequences. Graph readout is sum or mean pooling followed by an MLP. With
+``attention=False`` the layers keep only the MPNN + FFN path: the attention-free baseline.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 from torch_geometric.data import Batch
-from torch_geometric.nn import GINConv, GINEConv, global_add_pool, global_mean_pool
+from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from gtsp.data.info import DatasetInfo
 from gtsp.errors import GtspError
 from gtsp.models.base import GraphContext, GraphTransformer
 from gtsp.models.encoders import NodeEncoder, edge_encoder
+from gtsp.models.local_mpnn import build_local_mpnn, resolve_local_kind
+from gtsp.models.params import attends, check_common, check_range
 from gtsp.nn.attention import MultiHeadSelfAttention
 from gtsp.nn.ffn import FeedForward
 from gtsp.nn.sequences import Sequences
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
+LOCALS = ("gine", "gin", "gcn", "none")
+
+
+@dataclass(frozen=True)
+class GPSParams:
+    """GraphGPS hyper-parameters.
+
+    Attributes:
+        hidden: node width ``C``.
+        layers: number of GPS layers.
+        heads: attention heads per layer.
+        dropout, attn_dropout: residual-branch and attention-probability dropout.
+        local: local MPNN (``"gine"`` uses edge features; falls back to GIN when the data has none).
+        pool: ``"sum"`` or ``"mean"`` graph pooling.
+        rwse_steps: random-walk structural encoding length (0 to disable).
+        ffn_ratio: FFN hidden width as a multiple of ``hidden``.
+        attention: False removes every attention block (the attention-free baseline).
+    """
+
+    hidden: int = 64
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.0
+    attn_dropout: float = 0.5
+    local: str = "gine"
+    pool: str = "sum"
+    rwse_steps: int = 20
+    ffn_ratio: int = 2
+    attention: bool = True
+
+    def __post_init__(self) -> None:
+        check_common("gps", self)
+        if self.pool not in POOLS:
+            raise GtspError(f"unknown pooling {self.pool!r}: choose sum or mean")
+        if self.local not in LOCALS:
+            raise GtspError(f"unknown local MPNN {self.local!r}: choose one of {', '.join(LOCALS)}")
+        check_range("gps", "rwse_steps", self.rwse_steps, 0)
+        check_range("gps", "ffn_ratio", self.ffn_ratio, 1)
 
 
 class GPSLayer(nn.Module):
@@ -34,7 +77,7 @@ class GPSLayer(nn.Module):
     Args:
         dim: node width.
         num_heads: attention heads (0 disables global attention: a pure MPNN layer).
-        local: ``"gine"``, ``"gin"`` or ``"none"``.
+        local: ``"gine"``, ``"gin"``, ``"gcn"`` or ``"none"``.
         dropout: dropout on the residual branches.
         attn_dropout: dropout on attention probabilities.
         ffn_ratio: FFN hidden width as a multiple of ``dim`` (2 in GraphGPS).
@@ -43,8 +86,7 @@ class GPSLayer(nn.Module):
     def __init__(self, dim: int, num_heads: int, local: str = "gine", dropout: float = 0.0,
                  attn_dropout: float = 0.0, ffn_ratio: int = 2) -> None:
         super().__init__()
-        self.local_kind = local
-        self.local = _local_mpnn(local, dim)
+        self.local = build_local_mpnn(local, dim, dim)
         self.norm_local = nn.BatchNorm1d(dim) if self.local is not None else None
         self.attention = MultiHeadSelfAttention(dim, num_heads, attn_dropout) if num_heads else None
         self.norm_attn = nn.BatchNorm1d(dim) if self.attention is not None else None
@@ -60,57 +102,30 @@ class GPSLayer(nn.Module):
     def forward(self, x: Tensor, ctx: GraphContext) -> Tensor:
         h = 0
         if self.local is not None:
-            local = (self.local(x, ctx.edge_index, ctx.edge_attr) if self.local_kind == "gine"
-                     else self.local(x, ctx.edge_index))
-            h = h + self.norm_local(x + self.drop(local))
+            h = h + self.norm_local(x + self.drop(self.local(x, ctx.edge_index, ctx.edge_attr)))
         if self.attention is not None:
-            attended = ctx.seq.to_flat(self.attention(ctx.seq.to_dense(x), ctx.attn_mask))
+            attended = ctx.seq.to_flat(self.attention(ctx.seq.to_dense(x), ctx.attn_mask, None, ctx.prefix))
             h = h + self.norm_attn(x + self.drop(attended))
         return self.norm_out(h + self.ffn(h))
 
 
-def _local_mpnn(kind: str, dim: int) -> nn.Module | None:
-    if kind == "none":
-        return None
-    mlp = FeedForward(dim, dim, activation="relu")  # GIN's MLP; prunable like any FFN
-    if kind == "gine":
-        return GINEConv(mlp, train_eps=True)
-    if kind == "gin":
-        return GINConv(mlp, train_eps=True)
-    raise GtspError(f"unknown local MPNN {kind!r}: choose gine, gin or none")
-
-
 class GPS(GraphTransformer):
-    """GraphGPS for graph-level prediction.
-
-    Args:
-        info: the dataset's shape and task.
-        hidden: node width ``C``.
-        layers: number of GPS layers.
-        heads: attention heads per layer.
-        dropout, attn_dropout: residual-branch and attention-probability dropout.
-        local: local MPNN (``"gine"`` uses edge features; falls back to GIN when the data has none).
-        pool: ``"sum"`` or ``"mean"`` graph pooling.
-        rwse_steps: random-walk structural encoding length (0 to disable).
-        ffn_ratio: FFN hidden width as a multiple of ``hidden``.
-    """
+    """GraphGPS for graph-level prediction (hyper-parameters: :class:`GPSParams`)."""
 
     name = "gps"
+    Params = GPSParams
 
-    def __init__(self, info: DatasetInfo, hidden: int = 64, layers: int = 4, heads: int = 4,
-                 dropout: float = 0.0, attn_dropout: float = 0.5, local: str = "gine",
-                 pool: str = "sum", rwse_steps: int = 20, ffn_ratio: int = 2) -> None:
+    def __init__(self, info: DatasetInfo, params: GPSParams | None = None) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise GtspError(f"unknown pooling {pool!r}: choose sum or mean")
-        if local == "gine" and info.num_edge_features == 0:
-            local = "gin"
-        self.node_encoder = NodeEncoder(info, hidden, rwse_steps)
-        self.edge_encoder = edge_encoder(info, hidden) if local == "gine" else None
+        p = self.params = params or GPSParams()
+        local = resolve_local_kind(p.local, info.num_edge_features > 0, LOCALS)
+        heads = p.heads if attends(p) else 0
+        self.node_encoder = NodeEncoder(info, p.hidden, p.rwse_steps)
+        self.edge_encoder = edge_encoder(info, p.hidden) if local == "gine" else None
         self.layers = nn.ModuleList(
-            GPSLayer(hidden, heads, local, dropout, attn_dropout, ffn_ratio) for _ in range(layers))
-        self.pool = POOLS[pool]
-        self.head = FeedForward(hidden, hidden, activation="relu", out_dim=info.num_outputs)
+            GPSLayer(p.hidden, heads, local, p.dropout, p.attn_dropout, p.ffn_ratio) for _ in range(p.layers))
+        self.pool = POOLS[p.pool]
+        self.head = FeedForward(p.hidden, p.hidden, activation="relu", out_dim=info.num_outputs)
 
     @classmethod
     def required_features(cls, hparams: dict) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ layer (:class:`SharedBiasAttention`) keeps a ``head_index`` buffer saying which
 bias head feeds each of its heads. Pruning the heads of one layer slices only
 that layer's ``head_index``, so layers can keep different heads without
 conflict; :meth:`GraphormerBias.prune_heads` (called by
-``Graphormer.compact_bias``) drops bias heads that no layer reads any more.
+``Graphormer.compact_shared``) drops bias heads that no layer reads any more.
 
 Everything is vectorised over the batch: the ``n * n`` pair block of every graph
 is scattered into the padded ``[B, 1 + L, 1 + L]`` layout of :class:`Sequences`.
@@ -38,6 +38,8 @@ from gtsp.errors import GtspError
 from gtsp.nn.attention import MultiHeadSelfAttention
 from gtsp.nn.sequences import Sequences
 from gtsp.nn.slicing import slice_linear
+
+SPATIAL_INITS = ("normal", "distance")
 
 
 class GraphormerBias(nn.Module):
@@ -59,8 +61,8 @@ class GraphormerBias(nn.Module):
         super().__init__()
         if max_dist < 1 or max_dist >= UNREACHABLE:
             raise GtspError(f"max_dist must be in 1..{UNREACHABLE - 1}, got {max_dist}")
-        if spatial_init not in ("normal", "distance"):
-            raise GtspError(f"spatial_init must be 'normal' or 'distance', got {spatial_init!r}")
+        if spatial_init not in SPATIAL_INITS:
+            raise GtspError(f"spatial_init must be one of {', '.join(SPATIAL_INITS)}, got {spatial_init!r}")
         self.num_heads, self.max_dist, self.spatial_init = num_heads, max_dist, spatial_init
         self.max_path = max_path if edge_dim > 0 else 0
         # Entries 0..max_dist are distances; entry max_dist + 1 is "no path".
@@ -221,14 +223,23 @@ class SharedBiasAttention(MultiHeadSelfAttention):
         super().__init__(dim, num_heads, dropout, head_dim)
         self.register_buffer("head_index", torch.arange(num_heads))
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None,
+                prefix: int = 0) -> Tensor:
+        return super().forward(x, mask, self.own_bias(bias), prefix)
+
+    def own_bias(self, bias: Tensor | None) -> Tensor | None:
+        """The heads of the shared bias this layer reads, in its head order."""
         # head_index is sorted and unique, so equal counts mean it is the identity.
         if bias is not None and bias.size(1) != self.head_index.numel():
             bias = bias.index_select(1, self.head_index)
-        return super().forward(x, mask, bias)
+        return bias
 
     @torch.no_grad()
-    def prune_heads(self, keep: Tensor) -> None:
+    def probabilities(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+        return super().probabilities(x, mask, self.own_bias(bias))
+
+    @torch.no_grad()
+    def prune_heads(self, keep: Tensor, scale: Tensor | None = None) -> None:
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
-        super().prune_heads(keep)
+        super().prune_heads(keep, scale)
         self.head_index = self.head_index[keep.to(self.head_index.device)]

@@ -5,25 +5,23 @@ Computes ``softmax(Q K^T / sqrt(d) + bias) V`` per head (Vaswani et al. 2017) wi
 attention module of gtsp: GraphGPS, GraphTrans and Graphormer all use it, so
 every sparsifier written against it (GTSP, Liu et al. 2024) applies to all three.
 
-What sparsifiers see and change:
-- ``num_heads`` / ``head_dim`` and the fused ``qkv`` and ``out`` projections
-  (rows of ``qkv`` are ordered ``[3, heads, head_dim]``);
-- ``head_gate``: a ``[heads]`` buffer multiplied into each head's output;
-- ``head_scores``: when ``record_head_scores`` is on, each backward pass adds
-  ``|<head output, dL/d gated head output>|`` per graph (Michel et al. 2019),
-  the gradient of the loss with respect to the gate, even where the gate is 0;
-- ``token_selector``: an optional module ``(x, mask) -> (index, mask, gate)``
-  that picks the tokens taking part in attention; only those are gathered into
-  a shorter sequence, so the attention really costs less;
-- :meth:`prune_heads` slices the projections down to the kept heads.
+This file holds the attention maths only. What sparsifiers may attach, and where:
+
+- ``head_transform``: an optional module applied to the per-head outputs ``[B, H, L, d]``
+  before the output projection (head pruning puts its gate and score recorder here);
+- ``token_selector``: an optional module ``(x, mask, prefix) -> (index, kept, gate)`` that
+  picks the tokens taking part in attention; only those are gathered into a shorter
+  sequence, so the attention really costs less. ``prefix`` leading special tokens
+  ([CLS], virtual node) are passed in by the layer, never guessed;
+- ``kernel``: the :class:`AttentionKernel` module that runs SDPA; FLOP counting and the
+  analyses observe it with ordinary forward hooks;
+- :meth:`prune_heads` slices the projections down to kept heads.
 
 Padding: on the CPU the graphs of a batch are attended in groups of similar size
-(chunks of ``group_size`` graphs sorted by length, neighbouring chunks merged while their
-padding costs less than one more call: :func:`size_groups`), each group padded only to its
-own longest graph. The result is the padded computation's, but a random batch of
-NCI1 graphs no longer pays for the 6-7x attention work its padding would cost,
-so training needs no size-sorted batches (which cost accuracy: see
-``benchmarks/results/bucketing.md``). On a GPU one padded call is faster.
+(:mod:`gtsp.nn.size_groups`), each padded only to its own longest graph. The result is
+the padded computation's, but a random batch of NCI1 graphs no longer pays for the 6-7x
+attention work its padding would cost, so training needs no size-sorted batches (which
+cost accuracy: ``benchmarks/results/bucketing.md``). On a GPU one padded call is faster.
 """
 from __future__ import annotations
 
@@ -32,12 +30,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.size_groups import GROUP_OVERHEAD_FLOPS, GROUP_SIZE, size_groups
 from gtsp.nn.slicing import slice_linear
 
-GROUP_SIZE = 16  # graphs per size group on the CPU (benchmarks/results/bucketing.md)
-# What one more attention call costs in small ops (~0.2 ms here), as FLOPs of padding worth paying
-# instead (benchmarks/results/token_speed.md).
-GROUP_OVERHEAD_FLOPS = 2e6
+
+class AttentionKernel(nn.Module):
+    """``scaled_dot_product_attention(q, k, v)`` as a module, so hooks can observe each call.
+
+    Inputs are ``[B, H, L, d]``; ``attn_mask`` is boolean (True = attend) or additive.
+    """
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None,
+                dropout_p: float = 0.0) -> Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -50,11 +55,6 @@ class MultiHeadSelfAttention(nn.Module):
         head_dim: width of one head; defaults to ``dim // num_heads`` (differs after head pruning).
     """
 
-    # Class-level defaults (instances may override them): size groups on the CPU, 0 = one padded call,
-    # and the padding worth paying to save one call. Models pickled before they existed still load.
-    group_size: int = GROUP_SIZE
-    group_overhead: float = GROUP_OVERHEAD_FLOPS
-
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, head_dim: int | None = None) -> None:
         super().__init__()
         if head_dim is None:
@@ -65,10 +65,11 @@ class MultiHeadSelfAttention(nn.Module):
         self.dim, self.num_heads, self.head_dim, self.dropout = dim, num_heads, head_dim, dropout
         self.qkv = nn.Linear(dim, 3 * num_heads * head_dim)
         self.out = nn.Linear(num_heads * head_dim, dim)
-        self.register_buffer("head_gate", torch.ones(num_heads))
-        self.register_buffer("head_scores", torch.zeros(num_heads))
-        self.record_head_scores = False
+        self.kernel = AttentionKernel()
+        self.head_transform: nn.Module | None = None
         self.token_selector: nn.Module | None = None
+        # graphs per size group on the CPU (0 = one padded call) and the padding worth one call
+        self.group_size, self.group_overhead = GROUP_SIZE, GROUP_OVERHEAD_FLOPS
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -77,23 +78,25 @@ class MultiHeadSelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None,
+                prefix: int = 0) -> Tensor:
         """Attend within each sequence.
 
         Args:
             x: ``[B, L, C]`` tokens.
             mask: ``[B, L]`` True at real tokens; None when no slot is padding.
             bias: ``[B, H, L, L]`` additive logits per head (e.g. Graphormer's spatial encoding).
+            prefix: leading special tokens per sequence (never dropped by a token selector).
         Returns:
             ``[B, L, C]``; tokens the selector dropped get zeros (their residual path keeps them).
         """
         if self.token_selector is None:
             return self._attend_grouped(x, mask, bias)
-        return self._attend_selected(x, mask, bias)
+        return self._attend_selected(x, mask, bias, prefix)
 
-    def _attend_selected(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
+    def _attend_selected(self, x: Tensor, mask: Tensor | None, bias: Tensor | None, prefix: int) -> Tensor:
         """Attention among the tokens the selector keeps, gathered into shorter sequences."""
-        index, kept_mask, gate = self.token_selector(x, mask)
+        index, kept_mask, gate = self.token_selector(x, mask, prefix)
         batch, length, width = x.shape
         # Row lookups in the flattened [B * L, C] view: index_select / index_copy are several times
         # faster on the CPU than gather / scatter with an index expanded over the channels.
@@ -125,23 +128,36 @@ class MultiHeadSelfAttention(nn.Module):
     def _attend(self, x: Tensor, mask: Tensor | None, bias: Tensor | None) -> Tensor:
         batch, length, _ = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attn_mask = _attention_mask(mask, bias, q.dtype)
-        heads = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
-        gated = heads * self.head_gate.view(1, -1, 1, 1)
-        if self.record_head_scores and gated.requires_grad:
-            gated.register_hook(self._score_hook(heads.detach()))
-        return self.out(gated.transpose(1, 2).reshape(batch, length, -1))
-
-    def _score_hook(self, heads: Tensor):
-        def accumulate(grad: Tensor) -> None:
-            per_graph = (heads * grad).sum(dim=(2, 3))  # dL/d gate, one value per graph and head
-            self.head_scores.add_(per_graph.abs().sum(0))
-        return accumulate
+        heads = self.kernel(q, k, v, _attention_mask(mask, bias, q.dtype), self.dropout if self.training else 0.0)
+        if self.head_transform is not None:
+            heads = self.head_transform(heads)
+        return self.out(heads.transpose(1, 2).reshape(batch, length, -1))
 
     @torch.no_grad()
-    def prune_heads(self, keep: Tensor) -> None:
-        """Keep only the heads in ``keep`` (indices), slicing q/k/v rows and ``out`` columns."""
+    def probabilities(self, x: Tensor, mask: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+        """``[B, H, L, L]`` attention probabilities of every head (no dropout), for analyses.
+
+        Computed explicitly (SDPA does not return them); rows of padding queries are zero.
+        """
+        batch, length, _ = x.shape
+        q, k, _ = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-1, -2) / self.head_dim ** 0.5
+        attn_mask = _attention_mask(mask, bias, logits.dtype)
+        if attn_mask is not None:
+            logits = logits.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+                else logits + attn_mask
+        probs = logits.softmax(-1)
+        if mask is not None:
+            probs = probs * mask[:, None, :, None]
+        return torch.nan_to_num(probs)
+
+    @torch.no_grad()
+    def prune_heads(self, keep: Tensor, scale: Tensor | None = None) -> None:
+        """Keep only the heads in ``keep`` (indices), slicing q/k/v rows and ``out`` columns.
+
+        ``scale`` (one factor per kept head) is folded into ``out``, so a gate that multiplied the
+        kept heads' outputs is preserved exactly.
+        """
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
         if keep.numel() == 0:
             raise GtspError("pruning would remove every attention head of a layer: lower the head ratio")
@@ -149,44 +165,9 @@ class MultiHeadSelfAttention(nn.Module):
         rows = torch.cat([cols + part * self.num_heads * self.head_dim for part in range(3)])
         self.qkv = slice_linear(self.qkv, rows=rows)
         self.out = slice_linear(self.out, cols=cols)
-        # Fold the (0/1 or soft) gate into ``out`` so the pruned module computes what the gated one did.
-        gate = self.head_gate[keep].repeat_interleave(self.head_dim)
-        self.out.weight.mul_(gate.unsqueeze(0))
+        if scale is not None:
+            self.out.weight.mul_(scale.to(self.out.weight).repeat_interleave(self.head_dim).unsqueeze(0))
         self.num_heads = keep.numel()
-        self.head_gate = torch.ones(self.num_heads, device=gate.device)
-        self.head_scores = torch.zeros(self.num_heads, device=gate.device)
-
-
-def size_groups(mask: Tensor, group_size: int, width: int,
-                overhead: float = GROUP_OVERHEAD_FLOPS) -> list[tuple[Tensor, int]] | None:
-    """``(graph indices, longest length)`` per group of graphs sorted by length.
-
-    ``mask`` is ``[B, L]`` with each sequence's real tokens first; ``width`` is the token width ``C``.
-    Graphs are sorted by length and cut into chunks of ``group_size``; a chunk joins the group before
-    it while padding that group's graphs up to the chunk's length adds less work than one more call
-    costs (``overhead``, in FLOPs; a graph of length ``L`` costs ``4 L C (L + 2 C)``: projections and
-    attention), so similar sizes (e.g. a size-sorted evaluation batch) share one call.
-    None when one group would do.
-    """
-    if group_size <= 0 or mask.size(0) <= group_size:
-        return None
-    lengths = mask.sum(1)
-    order = torch.argsort(lengths)
-    ordered = lengths[order].tolist()
-
-    def work(length: int) -> float:
-        return 4.0 * length * width * (length + 2 * width)
-
-    cuts, start = [], 0
-    for begin in range(group_size, len(ordered), group_size):
-        longest = ordered[min(begin + group_size, len(ordered)) - 1]
-        if (begin - start) * (work(longest) - work(ordered[begin - 1])) > overhead:
-            cuts.append((start, begin))
-            start = begin
-    if start == 0:
-        return None
-    cuts.append((start, len(ordered)))
-    return [(order[a:b], ordered[b - 1]) for a, b in cuts]
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:

@@ -1,8 +1,9 @@
 """Position-wise feed-forward block (also the MLP inside GIN): ``Linear(C, hidden) -> activation -> dropout -> Linear(hidden, C)``.
 
-Shared by the transformer layers of every backbone. :meth:`FeedForward.prune_neurons`
-keeps a subset of hidden neurons, which is what structured weight pruning
-compacts into (a narrower dense layer that really runs faster).
+Shared by the transformer layers of every backbone. ``hidden_transform`` is the slot where a
+sparsifier may attach a module applied to the hidden activations (neuron pruning puts its gate
+there); :meth:`FeedForward.prune_neurons` keeps a subset of hidden neurons, which is what
+structured pruning compacts into (a narrower dense layer that really runs faster).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class FeedForward(nn.Module):
         self.act = ACTIVATIONS[activation]()
         self.fc2 = nn.Linear(hidden, out_dim or dim)
         self.drop = nn.Dropout(dropout)
-        self.register_buffer("neuron_gate", torch.ones(hidden))
+        self.hidden_transform: nn.Module | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -44,17 +45,24 @@ class FeedForward(nn.Module):
         self.fc2.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        hidden = self.drop(self.act(self.fc1(x)) * self.neuron_gate)
-        return self.drop(self.fc2(hidden))
+        hidden = self.act(self.fc1(x))
+        if self.hidden_transform is not None:
+            hidden = self.hidden_transform(hidden)
+        return self.drop(self.fc2(self.drop(hidden)))
+
+    @property
+    def hidden(self) -> int:
+        """Hidden width (number of neurons)."""
+        return self.fc1.out_features
 
     @torch.no_grad()
-    def prune_neurons(self, keep: Tensor) -> None:
-        """Keep only the hidden neurons in ``keep`` (indices), folding the gate into ``fc2``."""
+    def prune_neurons(self, keep: Tensor, scale: Tensor | None = None) -> None:
+        """Keep only the hidden neurons in ``keep`` (indices); ``scale`` (one factor per kept neuron,
+        e.g. a gate's values) is folded into ``fc2``."""
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
         if keep.numel() == 0:
             raise GtspError("pruning would remove every neuron of a feed-forward block: lower the ratio")
-        gate = self.neuron_gate[keep]
         self.fc1 = slice_linear(self.fc1, rows=keep)
         self.fc2 = slice_linear(self.fc2, cols=keep)
-        self.fc2.weight.mul_(gate.unsqueeze(0))
-        self.neuron_gate = torch.ones(keep.numel(), device=gate.device)
+        if scale is not None:
+            self.fc2.weight.mul_(scale.to(self.fc2.weight).unsqueeze(0))

@@ -1,15 +1,19 @@
 """The life cycle every GTSP sparsifier follows (the shape of ``torch.ao.pruning``).
 
-1. ``prepare(model)`` (and ``schedule(epochs, steps_per_epoch)``): attach masks, gates, scorers or wrappers to the model's
-   shared blocks (:class:`gtsp.nn.attention.MultiHeadSelfAttention`,
-   :class:`gtsp.nn.ffn.FeedForward`, ``model.layers``), never to a backbone's own code.
-   Masks live beside the weights (buffers / parametrizations), never in them.
+1. ``prepare(model)`` (and ``schedule(epochs, steps_per_epoch)``): attach masks, gates, scorers
+   or wrappers to the blocks the backbone declares (:class:`gtsp.models.base.GraphTransformer`:
+   ``attention_modules()``, ``feedforwards()``, ``prunable_linears()``, ``layers``), through the
+   slots the blocks offer (``head_transform``, ``hidden_transform``, ``token_selector``,
+   parametrizations), never into a backbone's own code. Masks live beside the weights.
 2. During training the :class:`gtsp.train.trainer.Trainer` calls the optional hooks
    ``extra_loss()``, ``on_step(step)``, ``on_epoch_end(epoch)``, ``selectable(epoch)``;
    ``state_dict()`` / ``load_state_dict()`` put masks and schedules into checkpoints.
-3. ``compact(model)``: fold the masks into a physically smaller model (fewer heads
-   in the projections, fewer layers, fewer tokens in attention, narrower FFNs) that
-   computes what the masked model computed, and return it.
+3. ``compact(model) -> (compacted, plan)``: a NEW plain model, physically smaller (fewer heads,
+   layers, neurons; fewer tokens in attention), that computes what the masked model computed,
+   and the :class:`gtsp.sparsify.plan.CompactionPlan` that rebuilds its architecture from the
+   backbone's hyper-parameters. ``model`` is left as it was. Each sparsifier contributes
+   ``plan(model)`` (its decisions) and ``strip(model)`` (folds its gates into the weights and
+   removes what it attached); :func:`gtsp.sparsify.plan.apply_plan` does the slicing.
 4. ``summary()``: what was kept, for ``results.json``.
 
 A ratio is always the fraction REMOVED, ``0 <= r < 1`` (the convention of
@@ -17,20 +21,37 @@ A ratio is always the fraction REMOVED, ``0 <= r < 1`` (the convention of
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.sparsify.plan import CompactionPlan, apply_plan
+
+CONTRACT = ("attention_modules", "feedforwards", "prunable_linears", "compact_shared", "layers")
 
 
 def check_ratio(dimension: str, ratio: float) -> float:
     """``ratio`` as a float in [0, 1), or a clear error."""
-    ratio = float(ratio)
+    try:
+        ratio = float(ratio)
+    except (TypeError, ValueError):
+        raise GtspError(f"--prune {dimension}={ratio!r} is not a number: give the fraction to REMOVE, "
+                        "e.g. 0.5") from None
     if not 0.0 <= ratio < 1.0:
         raise GtspError(f"--prune {dimension}={ratio} is outside [0, 1): give the fraction to REMOVE, "
                         "e.g. 0.5 keeps half")
     return ratio
+
+
+def check_contract(model: nn.Module, dimension: str) -> nn.Module:
+    """``model`` if it declares the backbone contract sparsifiers rely on, else a clear error."""
+    missing = [name for name in CONTRACT if not hasattr(model, name)]
+    if missing:
+        raise GtspError(f"{dimension} pruning needs a gtsp backbone (GraphTransformer); {type(model).__name__} "
+                        f"lacks {', '.join(missing)}")
+    return model
 
 
 class Sparsifier:
@@ -48,7 +69,7 @@ class Sparsifier:
         self.model: nn.Module | None = None
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        self.model = model
+        self.model = check_contract(model, self.dimension)
         return model
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
@@ -73,8 +94,20 @@ class Sparsifier:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def compact(self, model: nn.Module) -> nn.Module:
-        return model
+    # ---- compaction --------------------------------------------------------------------------
+    def plan(self, model: nn.Module) -> dict[str, Any]:
+        """This sparsifier's structural decisions on ``model``, as :class:`CompactionPlan` entries."""
+        return {}
+
+    def strip(self, model: nn.Module) -> None:
+        """Fold what this sparsifier attached to ``model`` into plain weights and remove it (in place)."""
+
+    def compact(self, model: nn.Module) -> tuple[nn.Module, CompactionPlan]:
+        """A new, plain, smaller model computing what ``model`` (masked) computes, and its plan."""
+        compacted = copy.deepcopy(model)
+        plan = CompactionPlan().merged(self.plan(compacted))
+        self.strip(compacted)
+        return apply_plan(compacted, plan), plan
 
     def summary(self) -> dict[str, Any]:
         return {"ratio": self.ratio}

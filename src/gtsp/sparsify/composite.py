@@ -1,9 +1,9 @@
-"""Several sparsifiers acting as one: the joint pruning of GTSP's four dimensions.
+"""Several sparsifiers acting as one: the joint pruning of GTSP's dimensions.
 
-Hooks are forwarded to every member; ``compact`` folds the members in an order
-where each sees plain modules: weight masks are squashed first (so slicing copies
-plain tensors), then layers are removed (no work is spent on the others' layers),
-then heads, neurons and tokens.
+Hooks are forwarded to every member. Compaction gathers every member's decisions into ONE
+:class:`~gtsp.sparsify.plan.CompactionPlan` before anything is folded, then strips the members
+in an order where each sees plain modules (weight masks are folded first, so slicing copies
+plain tensors; gates next; layer wrappers last), and applies the plan once.
 """
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from gtsp.sparsify.base import Sparsifier
+from gtsp.sparsify.plan import CompactionPlan
 
-COMPACTION_ORDER = ("weight", "layer", "head", "neuron", "token")
+HOOK_ORDER = ("weight", "layer", "head", "neuron", "token")  # the order members are prepared and called in
+STRIP_ORDER = ("weight", "head", "neuron", "token", "layer")
 
 
 class CompositeSparsifier(Sparsifier):
@@ -23,7 +25,7 @@ class CompositeSparsifier(Sparsifier):
     dimension = "joint"
 
     def __init__(self, members: list[Sparsifier]) -> None:
-        self.members = sorted(members, key=lambda s: COMPACTION_ORDER.index(s.dimension))
+        self.members = sorted(members, key=lambda s: HOOK_ORDER.index(s.dimension))
         self.ratio = 0.0
         self.model = None
 
@@ -59,10 +61,15 @@ class CompositeSparsifier(Sparsifier):
         for member in self.members:
             member.load_state_dict(state[member.dimension])
 
-    def compact(self, model: nn.Module) -> nn.Module:
+    def plan(self, model: nn.Module) -> dict[str, Any]:
+        plan = CompactionPlan()
         for member in self.members:
-            model = member.compact(model)
-        return model
+            plan = plan.merged(member.plan(model))
+        return plan.to_dict()
+
+    def strip(self, model: nn.Module) -> None:
+        for member in sorted(self.members, key=lambda s: STRIP_ORDER.index(s.dimension)):
+            member.strip(model)
 
     def summary(self) -> dict[str, Any]:
         return {m.dimension: m.summary() for m in self.members}

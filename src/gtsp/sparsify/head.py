@@ -1,11 +1,12 @@
 """Head pruning: keep a fixed number of attention heads per layer (GTSP, Liu et al., Neural Networks 2024).
 
-Every :class:`gtsp.nn.attention.MultiHeadSelfAttention` keeps ``round((1 - ratio) * H)``
-of its ``H`` heads through its 0/1 ``head_gate`` buffer. A head's importance is the
-accumulated ``|<head output, dL/d gated head output>|`` (the gradient of the loss with
-respect to the head's gate, Michel et al., NeurIPS 2019, "Are Sixteen Heads Really Better
-than One?"), which the attention module records when ``record_head_scores`` is on. It
-is meaningful for inactive heads too: the gradient with respect to a gate exists at 0.
+Every attention module the backbone declares keeps ``round((1 - ratio) * H)`` of its ``H``
+heads through a :class:`HeadGate` put in its ``head_transform`` slot: a 0/1 gate per head
+multiplied into the head outputs. A head's importance is the accumulated
+``|<head output, dL/d gated head output>|`` per graph (the gradient of the loss with respect
+to the head's gate, Michel et al., NeurIPS 2019, "Are Sixteen Heads Really Better than
+One?"), which the gate records while training. It is meaningful for inactive heads too: the
+gradient with respect to a gate exists at 0.
 
 Modes:
 
@@ -19,8 +20,9 @@ Modes:
 - ``"topk"``: train dense while accumulating scores; at ``prune_epoch`` (default: half of
   training) keep the top-scoring heads of each layer and fine-tune the rest of the way.
 
-``compact`` slices every attention down to its active heads (``prune_heads``) and lets a
-backbone drop per-head tables nobody reads any more (Graphormer's ``compact_bias``).
+Compaction plans the active heads of every attention; the gates (0/1, or soft values) are
+folded into each ``out`` projection and :func:`gtsp.sparsify.plan.apply_plan` slices the
+projections and lets the backbone drop shared per-head state (``compact_shared``).
 """
 from __future__ import annotations
 
@@ -28,17 +30,52 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gtsp.errors import GtspError
-from gtsp.nn.attention import MultiHeadSelfAttention
-from gtsp.sparsify.base import Sparsifier
+from gtsp.sparsify.base import Sparsifier, check_contract
 
 MODES = ("dynamic", "topk")
 
 
-def named_attentions(model: nn.Module) -> list[tuple[str, MultiHeadSelfAttention]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, MultiHeadSelfAttention)]
+class HeadGate(nn.Module):
+    """A gate per head on the ``[B, H, L, d]`` head outputs, and the importance it records.
+
+    Attributes:
+        gate: ``[H]`` multiplier of each head's output (0/1 while pruning).
+        scores: ``[H]`` accumulated ``|<head output, dL/d gated output>|`` summed over graphs.
+        record: accumulate ``scores`` on every backward pass.
+    """
+
+    def __init__(self, num_heads: int) -> None:
+        super().__init__()
+        self.register_buffer("gate", torch.ones(num_heads))
+        self.register_buffer("scores", torch.zeros(num_heads))
+        self.record = True
+
+    def forward(self, heads: Tensor) -> Tensor:
+        gated = heads * self.gate.view(1, -1, 1, 1)
+        if self.record and gated.requires_grad:
+            gated.register_hook(self._score_hook(heads.detach()))
+        return gated
+
+    def _score_hook(self, heads: Tensor):
+        def accumulate(grad: Tensor) -> None:
+            per_graph = (heads * grad).sum(dim=(2, 3))  # dL/d gate, one value per graph and head
+            self.scores.add_(per_graph.abs().sum(0))
+        return accumulate
+
+
+def named_attentions(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The backbone's attention modules (its declared contract)."""
+    return model.attention_modules()
+
+
+def gate_of(attention: nn.Module) -> HeadGate:
+    gate = attention.head_transform
+    if not isinstance(gate, HeadGate):
+        raise GtspError("this attention has no head gate: call HeadSparsifier.prepare(model) first")
+    return gate
 
 
 def heads_to_keep(ratio: float, num_heads: int) -> int:
@@ -58,7 +95,7 @@ class HeadSparsifier(Sparsifier):
         prune_epoch: epoch after which the top heads are kept (topk; default ``epochs // 2``).
         settle_fraction: final fraction of training without head changes (dynamic).
 
-    ``compact(model)`` returns ``model`` with every attention sliced to its active heads.
+    ``compact(model)`` returns a copy with every attention sliced to its active heads, and its plan.
     """
 
     dimension = "head"
@@ -85,7 +122,7 @@ class HeadSparsifier(Sparsifier):
 
     # ---- life cycle ------------------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
-        attentions = named_attentions(model)
+        attentions = named_attentions(check_contract(model, self.dimension))
         if not attentions:
             raise GtspError("head pruning needs attention heads; this model has none "
                             "(e.g. GPS with --heads 0): give the model attention heads or drop --prune head")
@@ -98,8 +135,10 @@ class HeadSparsifier(Sparsifier):
                             "(at least one head must stay) or more heads per layer")
         generator = torch.Generator().manual_seed(self.seed)
         for _, attention in attentions:
-            attention.record_head_scores = True
-            attention.head_scores.zero_()
+            if isinstance(attention.head_transform, HeadGate):
+                raise GtspError("this model already has head gates: prepare head pruning only once")
+            weight = attention.qkv.weight
+            attention.head_transform = HeadGate(attention.num_heads).to(weight.device)
             if self.mode == "dynamic":
                 keep = heads_to_keep(self.ratio, attention.num_heads)
                 _set_active(attention, torch.randperm(attention.num_heads, generator=generator)[:keep].tolist())
@@ -154,23 +193,26 @@ class HeadSparsifier(Sparsifier):
         else:
             self._apply(state["active"])
 
-    def compact(self, model: nn.Module) -> nn.Module:
+    def plan(self, model: nn.Module) -> dict[str, Any]:
         attentions = named_attentions(model)
         if self.mode == "topk" and not self.pruned:
             self._keep_top(attentions)  # training ended before prune_epoch: cut now
         kept = []
         for name, attention in attentions:
-            keep = attention.head_gate.nonzero().flatten().cpu()  # prune_heads builds its index on the CPU
-            if keep.numel() == 0:
+            keep = gate_of(attention).gate.nonzero().flatten().tolist()
+            if not keep:
                 raise GtspError(f"head compaction: {name} has no active head left; this is a bug, please report it")
-            attention.prune_heads(keep)
-            attention.record_head_scores = False
-            kept.append(keep.tolist())
-        compact_bias = getattr(model, "compact_bias", None)
-        if callable(compact_bias):
-            compact_bias()  # Graphormer: drop bias heads that no layer reads any more
+            kept.append(keep)
         self.kept_heads = kept
-        return model
+        return {"kept_heads": kept}
+
+    @torch.no_grad()
+    def strip(self, model: nn.Module) -> None:
+        """Fold each gate into its ``out`` projection (pruned heads' columns become 0) and remove it."""
+        for _, attention in named_attentions(model):
+            gate = gate_of(attention).gate
+            attention.out.weight.mul_(gate.repeat_interleave(attention.head_dim).unsqueeze(0).to(attention.out.weight))
+            attention.head_transform = None
 
     def summary(self) -> dict[str, Any]:
         active = self.kept_heads if self.kept_heads is not None else (
@@ -182,11 +224,11 @@ class HeadSparsifier(Sparsifier):
     # ---- head sets -------------------------------------------------------------------------------
     def active_heads(self) -> list[list[int]]:
         """Active head indices of every attention layer (model order)."""
-        return [a.head_gate.nonzero().flatten().tolist() for _, a in named_attentions(self.model)]
+        return [gate_of(a).gate.nonzero().flatten().tolist() for _, a in named_attentions(self.model)]
 
     def head_scores(self) -> list[list[float]]:
         """Accumulated importance of every head since the last update (for the analysis tools)."""
-        return [a.head_scores.tolist() for _, a in named_attentions(self.model)]
+        return [gate_of(a).scores.tolist() for _, a in named_attentions(self.model)]
 
     def _apply(self, active: list[list[int]]) -> None:
         attentions = named_attentions(self.model)
@@ -199,7 +241,7 @@ class HeadSparsifier(Sparsifier):
     @torch.no_grad()
     def _death_and_regrowth(self) -> None:
         for _, attention in named_attentions(self.model):
-            gate, scores = attention.head_gate, attention.head_scores
+            gate, scores = gate_of(attention).gate, gate_of(attention).scores
             active, inactive = gate.nonzero().flatten(), (gate == 0).nonzero().flatten()
             count = min(math.ceil(self.death_ratio * active.numel()), inactive.numel())
             if count:
@@ -211,15 +253,17 @@ class HeadSparsifier(Sparsifier):
         self.updates += 1
 
     @torch.no_grad()
-    def _keep_top(self, attentions: list[tuple[str, MultiHeadSelfAttention]] | None = None) -> None:
+    def _keep_top(self, attentions: list[tuple[str, nn.Module]] | None = None) -> None:
         for _, attention in attentions if attentions is not None else named_attentions(self.model):
             keep = heads_to_keep(self.ratio, attention.num_heads)
-            _set_active(attention, attention.head_scores.topk(keep).indices.tolist())
-            attention.head_scores.zero_()
+            scores = gate_of(attention).scores
+            _set_active(attention, scores.topk(keep).indices.tolist())
+            scores.zero_()
         self.pruned = True
 
 
 @torch.no_grad()
-def _set_active(attention: MultiHeadSelfAttention, heads: list[int]) -> None:
-    attention.head_gate.zero_()
-    attention.head_gate[torch.as_tensor(heads, dtype=torch.long, device=attention.head_gate.device)] = 1.0
+def _set_active(attention: nn.Module, heads: list[int]) -> None:
+    gate = gate_of(attention).gate
+    gate.zero_()
+    gate[torch.as_tensor(heads, dtype=torch.long, device=gate.device)] = 1.0

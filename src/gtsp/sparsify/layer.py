@@ -7,7 +7,7 @@ with Structured Dropout"): each training batch skips each layer with probability
 later does, so the trained model is used to running without any of its layers. Once the
 chosen layers are removed (``prune_epoch``), the kept ones train on without LayerDrop by
 default (``finetune_drop_prob``). Every backbone runs ``x = layer(x, ctx)`` over
-``model.layers``, so a wrapper around each entry works for all of them.
+``model.layers`` (its declared contract), so a wrapper around each entry works for all of them.
 
 Which layers go: the ones whose output is most like their input. While training, each
 layer that runs measures, on the real tokens of the batch and without gradients,
@@ -16,10 +16,12 @@ layer that runs measures, on the real tokens of the batch and without gradients,
 - optionally linear CKA (Kornblith et al., ICML 2019) between the layer's input and
   output token matrices (``criterion="cka"``; it costs a ``C x C`` product per batch).
 
-The score of the most recent epoch is kept in the sparsifier's state, so a resumed run
-removes the same layers. ``compact`` removes the ``round(ratio * L)`` highest-scoring
-layers and unwraps the others; :meth:`LayerSparsifier.mask` instead skips them in place,
-the "masked" model, which computes exactly what the compacted one does.
+Which rows of a layer's input are real tokens (not padding) the batch's context says
+(``ctx.token_weights``), whatever the backbone's token layout. The score of the most recent
+epoch is kept in the sparsifier's state, so a resumed run removes the same layers.
+Compaction plans the ``round(ratio * L)`` highest-scoring layers away and unwraps the
+others; :meth:`LayerSparsifier.mask` instead skips them in place, the "masked" model, which
+computes exactly what the compacted one does.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
-from gtsp.sparsify.base import Sparsifier
+from gtsp.sparsify.base import Sparsifier, check_contract
 
 CRITERIA = ("cosine", "cka")
 
@@ -67,7 +69,7 @@ class SkippableLayer(nn.Module):
 
     @torch.no_grad()
     def _measure(self, x: Tensor, out: Tensor, ctx: Any) -> None:
-        weight = _token_weights(x, ctx)
+        weight = ctx.token_weights(x)
         x, out = x.detach().float().flatten(0, -2), out.detach().float().flatten(0, -2)
         self.cosine_sum += (torch.cosine_similarity(x, out, dim=-1) * weight).sum() / weight.sum().clamp(min=1)
         if self.track_cka:
@@ -77,13 +79,6 @@ class SkippableLayer(nn.Module):
     def reset_measurements(self) -> None:
         for buffer in (self.cosine_sum, self.cka_sum, self.batches):
             buffer.zero_()
-
-
-def _token_weights(x: Tensor, ctx: Any) -> Tensor:
-    """1 at real tokens, 0 at padding, flattened like the tokens (no boolean indexing: no device sync)."""
-    if x.dim() == 3:
-        return ctx.seq.mask.flatten().to(torch.float32)
-    return x.new_ones(x.size(0), dtype=torch.float32)
 
 
 def linear_cka(x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
@@ -120,8 +115,7 @@ class LayerSparsifier(Sparsifier):
             (default 0: LayerDrop is there to make removal safe; after it, it only regularises a
             model that is already smaller, and the fine-tuning under-fitted with it).
 
-    ``compact(model)`` returns ``model`` with the chosen layers removed from ``model.layers``
-    and the remaining ones unwrapped.
+    ``compact(model)`` returns a copy without the chosen layers (the others unwrapped), and its plan.
     """
 
     dimension = "layer"
@@ -143,7 +137,7 @@ class LayerSparsifier(Sparsifier):
 
     # ---- life cycle ------------------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
-        layers = self._layers(model)
+        layers = self._layers(check_contract(model, self.dimension))
         if any(isinstance(layer, SkippableLayer) for layer in layers):
             raise GtspError("this model's layers are already wrapped for layer pruning: prepare it only once")
         count = len(layers)
@@ -182,11 +176,14 @@ class LayerSparsifier(Sparsifier):
         if self.removed is not None and self.model is not None:
             self.mask(self.model)  # skip flags are plain attributes, not in the model's state dict
 
-    def compact(self, model: nn.Module) -> nn.Module:
-        layers = self._layers(model)
-        removed = set(self.choose(len(layers)))
-        model.layers = nn.ModuleList(unwrap_layer(layer) for i, layer in enumerate(layers) if i not in removed)
-        return model
+    def plan(self, model: nn.Module) -> dict[str, Any]:
+        count = len(self._layers(model))
+        removed = set(self.choose(count))
+        return {"kept_layers": [i for i in range(count) if i not in removed]}
+
+    def strip(self, model: nn.Module) -> None:
+        """Unwrap every layer (the plan removes the chosen ones)."""
+        model.layers = nn.ModuleList(unwrap_layer(layer) for layer in self._layers(model))
 
     def summary(self) -> dict[str, Any]:
         count = len(self.scores.get("cosine", []))

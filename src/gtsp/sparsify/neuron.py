@@ -7,9 +7,8 @@ layers that really run faster on any hardware. The neurons are chosen gradually,
 on the cubic schedule of Zhu & Gupta (2017) shared with the weight sparsifier
 (:mod:`gtsp.sparsify.schedules`), each :class:`FeedForward` at the same ratio.
 
-Which blocks: every :class:`FeedForward` inside the backbone's blocks
-(``model.layers`` and GraphTrans's ``model.gnn``, the rule of
-:func:`gtsp.sparsify.weight.prunable_blocks`): the FFN of each transformer layer
+Which blocks: every feed-forward block the backbone declares
+(:meth:`gtsp.models.base.GraphTransformer.feedforwards`): the FFN of each transformer layer
 and the GIN/GINE MLPs. The prediction head is never pruned.
 
 Score of hidden neuron ``j``: ``||[W1[j], b1[j]]|| * ||W2[:, j]||`` (L2 norms of its
@@ -21,9 +20,9 @@ It needs no gradient hooks or accumulated statistics, so it costs nothing betwee
 updates and a resumed run recomputes it exactly from the weights alone. Neurons
 already gated off stay off (their score ranks below every active one).
 
-The gate is ``FeedForward.neuron_gate`` (a 0/1 buffer, saved with the model);
-compaction calls ``FeedForward.prune_neurons`` to slice ``fc1`` rows and ``fc2``
-columns.
+The gate is a :class:`NeuronGate` in the block's ``hidden_transform`` slot (a 0/1 buffer,
+saved with the model); compaction folds it into ``fc2`` and plans the kept neurons, which
+``FeedForward.prune_neurons`` slices out of ``fc1`` rows and ``fc2`` columns.
 """
 from __future__ import annotations
 
@@ -33,23 +32,30 @@ import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
-from gtsp.nn.ffn import FeedForward
+from gtsp.sparsify.base import check_contract
 from gtsp.sparsify.schedules import GradualSparsifier, keep_count
-from gtsp.sparsify.weight import prunable_blocks
 
 
-def prunable_feedforwards(model: nn.Module) -> list[tuple[str, FeedForward]]:
-    """Every :class:`FeedForward` inside the backbone's blocks, with its qualified name, in model order."""
-    found: dict[int, tuple[str, FeedForward]] = {}
-    for prefix, block in prunable_blocks(model):
-        for name, module in block.named_modules(prefix=prefix):
-            if isinstance(module, FeedForward):
-                found.setdefault(id(module), (name, module))
-    return list(found.values())
+class NeuronGate(nn.Module):
+    """A 0/1 gate per hidden neuron, multiplied into a feed-forward block's hidden activations."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.register_buffer("gate", torch.ones(hidden))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return hidden * self.gate
+
+
+def gate_of(ffn: nn.Module) -> Tensor:
+    """The neuron gate of ``ffn`` (a feed-forward block prepared for neuron pruning)."""
+    if not isinstance(ffn.hidden_transform, NeuronGate):
+        raise GtspError("this feed-forward block has no neuron gate: call NeuronSparsifier.prepare(model) first")
+    return ffn.hidden_transform.gate
 
 
 @torch.no_grad()
-def neuron_scores(ffn: FeedForward) -> Tensor:
+def neuron_scores(ffn: nn.Module) -> Tensor:
     """``||incoming weights and bias|| * ||outgoing weights||`` per hidden neuron (effective, masked weights)."""
     incoming = ffn.fc1.weight
     if ffn.fc1.bias is not None:
@@ -72,18 +78,22 @@ class NeuronSparsifier(GradualSparsifier):
     def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
                  update_every: int = 200) -> None:
         super().__init__(ratio, start_epoch, end_epoch, update_every)
-        self.ffns: list[tuple[str, FeedForward]] = []
+        self.ffns: list[tuple[str, nn.Module]] = []
         self.hidden: dict[str, int] = {}  # widths before pruning (compaction shrinks the gates)
         self.history: list[dict[str, Any]] = []
         self.last_step = 0
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Find the feed-forward blocks; refuse a ratio that would empty one of them."""
-        self.model, self.ffns = model, prunable_feedforwards(model)
+        self.model, self.ffns = model, check_contract(model, self.dimension).feedforwards()
         if not self.ffns:
             raise GtspError(f"{type(model).__name__} has no feed-forward blocks in its layers: "
                             "neuron pruning has nothing to prune")
-        self.hidden = {name: ffn.neuron_gate.numel() for name, ffn in self.ffns}
+        for _, ffn in self.ffns:
+            if isinstance(ffn.hidden_transform, NeuronGate):
+                raise GtspError("this model already has neuron gates: prepare neuron pruning only once")
+            ffn.hidden_transform = NeuronGate(ffn.hidden).to(ffn.fc1.weight.device)
+        self.hidden = {name: ffn.hidden for name, ffn in self.ffns}
         for name, hidden in self.hidden.items():
             if keep_count(1.0 - self.ratio, hidden) < 1:
                 raise GtspError(f"--prune neuron={self.ratio} would remove every one of the {hidden} hidden "
@@ -91,23 +101,23 @@ class NeuronSparsifier(GradualSparsifier):
         return model
 
     def on_step(self, step: int) -> None:
-        if self.plan is None or not self.ffns:
+        if self.cubic is None or not self.ffns:
             raise GtspError("neuron pruning: call prepare(model) and schedule(epochs, steps_per_epoch) "
                             "before training")
-        if self.plan.is_update(step) and self.ratio > 0:
+        if self.cubic.is_update(step) and self.ratio > 0:
             self._update(step)
         self.last_step = step
 
     @torch.no_grad()
     def _update(self, step: int) -> None:
-        density = self.plan.density(step)
-        kept = {name: self._gate(ffn, keep_count(density, ffn.neuron_gate.numel())) for name, ffn in self.ffns}
+        density = self.cubic.density(step)
+        kept = {name: self._gate(ffn, keep_count(density, ffn.hidden)) for name, ffn in self.ffns}
         self.history.append({"step": step, "density": density, "kept": kept})
 
     @staticmethod
-    def _gate(ffn: FeedForward, keep: int) -> int:
+    def _gate(ffn: nn.Module, keep: int) -> int:
         """Leave the ``keep`` best-scored active neurons on and gate the rest off."""
-        gate = ffn.neuron_gate
+        gate = gate_of(ffn)
         keep = max(1, keep)  # prepare refused ratios that empty a block; this guards rounding on the way
         scores = torch.where(gate > 0, neuron_scores(ffn), -1.0)
         chosen = torch.zeros_like(gate)
@@ -115,14 +125,19 @@ class NeuronSparsifier(GradualSparsifier):
         gate.copy_(chosen)
         return keep
 
+    def plan(self, model: nn.Module) -> dict[str, Any]:
+        kept = [torch.nonzero(gate_of(ffn)).flatten().tolist() for _, ffn in model.feedforwards()]
+        empty = [name for (name, _), keep in zip(model.feedforwards(), kept) if not keep]
+        if empty:
+            raise GtspError(f"neuron compaction would empty {', '.join(empty)}: lower the ratio")
+        return {"kept_neurons": kept}
+
     @torch.no_grad()
-    def compact(self, model: nn.Module) -> nn.Module:
-        """Slice every gated feed-forward block of ``model`` down to its kept neurons (in place)."""
-        for _, ffn in prunable_feedforwards(model):
-            kept = torch.nonzero(ffn.neuron_gate).flatten()
-            if kept.numel() < ffn.neuron_gate.numel():
-                ffn.prune_neurons(kept)  # refuses an empty block itself
-        return model
+    def strip(self, model: nn.Module) -> None:
+        """Fold each gate into its ``fc2`` columns and remove it."""
+        for _, ffn in model.feedforwards():
+            ffn.fc2.weight.mul_(gate_of(ffn).to(ffn.fc2.weight).unsqueeze(0))
+            ffn.hidden_transform = None
 
     def state_dict(self) -> dict[str, Any]:
         """Schedule position and history (the gates are buffers in the model's state dict)."""
@@ -132,7 +147,7 @@ class NeuronSparsifier(GradualSparsifier):
         self.last_step, self.history = int(state["last_step"]), [dict(h) for h in state["history"]]
 
     def summary(self) -> dict[str, Any]:
-        per_block = {name: {"hidden": self.hidden[name], "kept": int(torch.count_nonzero(ffn.neuron_gate))}
+        per_block = {name: {"hidden": self.hidden[name], "kept": int(torch.count_nonzero(gate_of(ffn)))}
                      for name, ffn in self.ffns}
         hidden = sum(b["hidden"] for b in per_block.values())
         kept = sum(b["kept"] for b in per_block.values())

@@ -116,12 +116,12 @@ class GradualSparsifier(Sparsifier):
                  update_every: int = 200) -> None:
         super().__init__(ratio)
         self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
-        self.plan: CubicSchedule | None = None
+        self.cubic: CubicSchedule | None = None  # laid out by schedule()
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
         super().schedule(epochs, steps_per_epoch)
-        self.plan = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
+        self.cubic = CubicSchedule.from_epochs(self.ratio, epochs, steps_per_epoch, self.start_epoch,
                                               self.end_epoch, self.update_every)
 
     def selectable(self, epoch: int) -> bool:
-        return self.plan is None or epoch >= self.plan.end_epoch
+        return self.cubic is None or epoch >= self.cubic.end_epoch

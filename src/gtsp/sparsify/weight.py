@@ -11,70 +11,34 @@ weights of the linear layers from density 1 to ``1 - ratio`` while training:
   those with the largest DENSE gradient (the gradient of the loss with respect to
   the effective weight, which masking would otherwise zero); they restart at 0.
 
-Which weights are masked (the rule):
-    The *blocks* of a backbone are ``model.layers`` and, when it has one,
-    ``model.gnn`` (GraphTrans runs its GNN stack in ``encode``, outside
-    ``model.layers``). Inside the blocks, the weight matrices of these Linear
-    layers (``torch.nn.Linear`` or PyG's ``Linear``) are masked:
-    ``qkv`` and ``out`` of every :class:`MultiHeadSelfAttention`, ``fc1`` and
-    ``fc2`` of every :class:`FeedForward` (transformer FFNs and GIN/GINE MLPs),
-    and a Linear that is a direct child of a message-passing convolution (GCN's
-    ``lin``). Never masked: input encoders, embeddings, Graphormer's bias tables,
-    GraphTrans's GNN-to-transformer projection, the prediction head, biases and
-    norms, and modules other sparsifiers attach (a token scorer sits inside an
-    attention module but is neither its ``qkv`` nor its ``out``).
+Which weights are masked: the ones the backbone declares
+(:meth:`gtsp.models.base.GraphTransformer.prunable_linears`): ``qkv`` and ``out`` of every
+attention, ``fc1`` and ``fc2`` of every feed-forward block (transformer FFNs and GIN/GINE
+MLPs), and the Linear children of message-passing convolutions (GCN's ``lin``). Never
+masked: input encoders, embeddings, Graphormer's bias tables, GraphTrans's GNN-to-transformer
+projection, the prediction head, biases and norms, and modules other sparsifiers attach.
 
 Masks live beside the weights as ``torch.nn.utils.parametrize`` parametrizations
 (:class:`WeightMask`, the idea of ``torch.ao.pruning``'s FakeSparsity), so they are
-part of the model's state dict; :meth:`WeightSparsifier.compact` folds them in and
-leaves plain Linear layers holding zeros. Unstructured zeros save FLOPs only on
+part of the model's state dict; compaction folds them in and leaves plain Linear layers
+holding zeros. Unstructured zeros save FLOPs only on
 paper (density x dense, as the paper counts) -- for real speed see
 :mod:`gtsp.sparsify.neuron`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from torch_geometric.nn import MessagePassing
-from torch_geometric.nn.dense.linear import Linear as PygLinear
 
 from gtsp.errors import GtspError
-from gtsp.nn.attention import MultiHeadSelfAttention
-from gtsp.nn.ffn import FeedForward
+from gtsp.sparsify.base import check_contract
 from gtsp.sparsify.schedules import CubicSchedule, GradualSparsifier, cosine_decay, keep_count
 
-BLOCK_ATTRIBUTES = ("gnn", "layers")  # where backbones keep their MPNN / transformer blocks, in forward order
-OWNED_LINEARS: dict[type, tuple[str, ...]] = {MultiHeadSelfAttention: ("qkv", "out"), FeedForward: ("fc1", "fc2")}
-LINEAR_TYPES = (nn.Linear, PygLinear)
 SCOPES = ("global", "layer")
-
-
-def prunable_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(attribute, module)`` for each block container the backbone has (see the module docstring)."""
-    found = [(name, getattr(model, name, None)) for name in BLOCK_ATTRIBUTES]
-    return [(name, block) for name, block in found if isinstance(block, nn.Module)]
-
-
-def masked_linears(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The Linear layers whose weights the rule masks, with their qualified names, in model order."""
-    chosen: dict[int, tuple[str, nn.Module]] = {}
-    for prefix, block in prunable_blocks(model):
-        for owner_name, owner in block.named_modules(prefix=prefix):
-            for child_name, child in _owned_linears(owner):
-                chosen.setdefault(id(child), (f"{owner_name}.{child_name}", child))
-    return list(chosen.values())
-
-
-def _owned_linears(owner: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    for kind, names in OWNED_LINEARS.items():
-        if isinstance(owner, kind):
-            yield from ((n, getattr(owner, n)) for n in names if isinstance(getattr(owner, n), LINEAR_TYPES))
-    if isinstance(owner, MessagePassing):
-        yield from ((n, c) for n, c in owner.named_children() if isinstance(c, LINEAR_TYPES))
 
 
 class WeightMask(nn.Module):
@@ -156,15 +120,15 @@ class WeightSparsifier(GradualSparsifier):
     def prepare(self, model: nn.Module) -> nn.Module:
         """Parametrize every weight the rule selects with a :class:`WeightMask` (idempotent)."""
         self.model, self.layers = model, []
-        for name, module in masked_linears(model):
+        for name, module in check_contract(model, self.dimension).prunable_linears():
             mask = weight_mask(module)
             if mask is None:
                 mask = WeightMask(module.weight)
                 parametrize.register_parametrization(module, "weight", mask)
             self.layers.append(MaskedLayer(name, module, mask))
         if not self.layers:
-            raise GtspError(f"{type(model).__name__} has no attention or feed-forward Linear layers in "
-                            f"{' / '.join(BLOCK_ATTRIBUTES)}: weight pruning has nothing to mask")
+            raise GtspError(f"{type(model).__name__} declares no attention, feed-forward or message-passing "
+                            "Linear layers: weight pruning has nothing to mask")
         return model
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
@@ -180,15 +144,15 @@ class WeightSparsifier(GradualSparsifier):
         self.last_step = step
         self._set_recording(step)
 
-    def compact(self, model: nn.Module) -> nn.Module:
+    def plan(self, model: nn.Module) -> dict[str, Any]:
+        return {"weight_density": self.summary()["achieved_density"]}
+
+    def strip(self, model: nn.Module) -> None:
         """Fold every :class:`WeightMask` of ``model`` into its weight (in place): plain Linear layers with zeros."""
         for module in list(model.modules()):
             if weight_mask(module) is not None:
                 _own_parametrized_class(module)
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-        for layer in self.layers:
-            layer.mask.record = False
-        return model
 
     # ---- mask updates ------------------------------------------------------------------------
     @torch.no_grad()
@@ -242,14 +206,14 @@ class WeightSparsifier(GradualSparsifier):
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def _plan(self) -> CubicSchedule:
-        if self.plan is None or not self.layers:
+        if self.cubic is None or not self.layers:
             raise GtspError("weight pruning: call prepare(model) and schedule(epochs, steps_per_epoch) "
                             "before training")
-        return self.plan
+        return self.cubic
 
     def _set_recording(self, step: int) -> None:
         """Record dense gradients only while a regrowth is still to come."""
-        on = self.regrow > 0 and self.ratio > 0 and self.plan is not None and self.plan.in_window(step)
+        on = self.regrow > 0 and self.ratio > 0 and self.cubic is not None and self.cubic.in_window(step)
         for layer in self.layers:
             layer.mask.record = on
 

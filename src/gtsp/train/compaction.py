@@ -2,7 +2,7 @@
 
 - dense: the same architecture without pruning (the baseline for FLOPs and time);
 - masked: the trained model with its masks, gates and selectors (what training saw);
-- compacted: ``sparsifier.compact(masked)``, physically smaller.
+- compacted: ``sparsifier.compact(masked)``, physically smaller, with its compaction plan.
 
 It checks that compacted computes what masked computed (max |difference| of the
 test-split outputs), counts FLOPs and parameters of each, and times dense and
@@ -10,7 +10,6 @@ compacted in this process, interleaved, so their ratio is fair on a noisy machin
 """
 from __future__ import annotations
 
-import copy
 import statistics
 from typing import Any
 
@@ -20,6 +19,7 @@ from gtsp.accounting.flops import analytic_flops_per_graph, flop_counter_per_gra
 from gtsp.accounting.latency import measure_throughput
 from gtsp.accounting.params import count_params
 from gtsp.sparsify import CompositeSparsifier
+from gtsp.sparsify.plan import CompactionPlan
 from gtsp.train.metrics import predictions, score
 from gtsp.train.results import FLOP_SAMPLE
 from gtsp.train.trainer import predict
@@ -40,10 +40,11 @@ def timed_ratio(dense: nn.Module, compacted: nn.Module, batches, device) -> dict
 
 
 def compaction_report(dense: nn.Module, masked: nn.Module, sparsifier: CompositeSparsifier, data,
-                      test_batches, device) -> tuple[nn.Module, dict[str, Any]]:
-    """The compacted model and the ``results.json`` entries that compare it with dense and masked."""
+                      test_batches, device) -> tuple[nn.Module, CompactionPlan, dict[str, Any]]:
+    """The compacted model, its plan, and the ``results.json`` entries that compare it with dense and masked."""
     dense = dense.to(device).eval()  # built fresh on the CPU: FLOP counting runs it on test batches
-    compacted = sparsifier.compact(copy.deepcopy(masked)).to(device).eval()
+    compacted, plan = sparsifier.compact(masked)
+    compacted = compacted.to(device).eval()
     masked_logits, labels = predict(masked, test_batches, device)
     compact_logits, _ = predict(compacted, test_batches, device)
     info = data.info
@@ -65,5 +66,6 @@ def compaction_report(dense: nn.Module, masked: nn.Module, sparsifier: Composite
         "speedup": speed,
         "throughput_graphs_per_s": speed["compacted_graphs_per_s"],
         "sparsifier": sparsifier.summary(),
+        "compaction_plan": plan.to_dict(),
     }
-    return compacted, report
+    return compacted, plan, report

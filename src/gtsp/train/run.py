@@ -17,6 +17,7 @@ from gtsp.config import RunConfig, check_resume
 from gtsp.data.registry import GraphDataset, load_dataset
 from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
+from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, model_spec, save_model
 from gtsp.provenance import provenance
 from gtsp.sparsify import build_sparsifier, sparsity_record
 from gtsp.train.compaction import compaction_report
@@ -99,17 +100,29 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[st
         results.update(accounting(model, data.test, trainer.test_batches[0], device))
     else:
         dense = build_model(cfg.model, data.info, **cfg.model_args)
-        compacted, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device)
+        compacted, plan, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device)
         results["metric"]["test_compacted"] = report.pop("test_compacted")
         results.update(report)
-        torch.save(compacted.cpu(), out / "compacted.pt")
-        # parametrized (masked) modules cannot be pickled whole; their state dict can
-        torch.save(model.state_dict(), out / "masked_state.pt")
+        save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
+                                         extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
     write_results(out / "results.json", results)
     if sparsifier is None:
-        torch.save(model.cpu(), out / "model.pt")
+        save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)), out / MODEL_FILE)
     print(results_table(results))
     return results
+
+
+def _spec_extra(cfg: RunConfig, info) -> dict[str, Any]:
+    """What a model file records besides its architecture: the run's config, featuriser and provenance."""
+    from gtsp.provenance import git_revision, package_versions
+
+    featurizer = None
+    if info.molecular:
+        from gtsp.data.featurize import featurizer_id  # imports RDKit: molecular data only
+
+        featurizer = featurizer_id()
+    return {"config": cfg.to_dict(), "featurizer": featurizer, "versions": package_versions(),
+            "git": git_revision()}
 
 
 def _checked_resume(start: dict[str, Any] | None, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:

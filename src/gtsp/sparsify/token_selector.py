@@ -3,9 +3,13 @@ Liu et al., Neural Networks 2024, "Exploring Sparsity in Graph Transformers").
 
 A scorer ``Linear(C, 1)`` rates every node token. Each graph keeps its own share of its
 own real node tokens, ``k_i = max(1, ceil((1 - ratio) * n_i))``, so a small graph in a
-batch of large ones is not emptied and padding never takes a slot. Leading special
-tokens (the [CLS] / virtual-node prefix of :class:`gtsp.nn.sequences.Sequences`) are
-always kept and do not count in ``n_i``.
+batch of large ones is not emptied and padding never takes a slot (rule ``"per_graph"``).
+The authors' released code instead takes one ``k = ceil((1 - ratio) * L)`` from the padded
+batch length ``L`` (rule ``"padded_batch"``): a graph smaller than ``k`` then keeps all of
+its nodes, so at "0.5" far more than half of the real tokens may stay (see
+``docs/token_pruning.md`` for the measured difference). Leading special
+tokens (the [CLS] / virtual-node prefix of :class:`gtsp.nn.sequences.Sequences`, whose
+length the attention layer passes in) are always kept and do not count in ``n_i``.
 
 - training: a Gumbel top-k sample (Gumbel-Softmax, Jang et al., ICLR 2017): Gumbel noise
   is added to the per-graph log-softmax of the scores, the ``k_i`` largest are kept, and
@@ -24,6 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+RULES = ("per_graph", "padded_batch")
 # Absorbs the rounding of ``(1 - ratio) * n`` so that e.g. 0.3 * 10 keeps 3 tokens, not 4.
 _CEIL_SLACK = 1e-9
 
@@ -42,34 +47,37 @@ class TokenSelector(nn.Module):
         dim: token width ``C``.
         ratio: fraction of each graph's node tokens REMOVED, in ``[0, 1)``.
         tau: Gumbel-Softmax temperature (training only).
-        always_keep: number of leading special tokens per sequence; the token sparsifier
-            keeps it in step with the batch layout (``Sequences.prefix``).
+        rule: ``"per_graph"`` (k from each graph's own size) or ``"padded_batch"`` (one k from the
+            padded length, as the authors' code).
 
     Attributes:
         kept_tokens, seen_tokens: node tokens kept / offered in eval passes since the last
             :meth:`reset_counts` (device tensors, so counting never waits on the device).
     """
 
-    def __init__(self, dim: int, ratio: float, tau: float = 1.0, always_keep: int = 0) -> None:
+    def __init__(self, dim: int, ratio: float, tau: float = 1.0, rule: str = "per_graph") -> None:
         super().__init__()
+        if rule not in RULES:
+            raise ValueError(f"unknown token rule {rule!r}: choose one of {RULES}")
         self.scorer = nn.Linear(dim, 1)
-        self.ratio, self.tau, self.always_keep = float(ratio), float(tau), int(always_keep)
+        self.ratio, self.tau, self.rule = float(ratio), float(tau), rule
         self.register_buffer("kept_tokens", torch.zeros(()), persistent=False)
         self.register_buffer("seen_tokens", torch.zeros(()), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"ratio={self.ratio}, tau={self.tau}, always_keep={self.always_keep}"
+        return f"ratio={self.ratio}, tau={self.tau}, rule={self.rule}"
 
     def reset_counts(self) -> None:
         self.kept_tokens.zero_()
         self.seen_tokens.zero_()
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None, prefix: int = 0) -> tuple[Tensor, Tensor, Tensor]:
         """Choose the attending tokens.
 
         Args:
             x: ``[B, L, C]`` tokens, prefix first.
             mask: ``[B, L]`` True at real tokens, or None when there is no padding.
+            prefix: leading special tokens per sequence, always kept.
         Returns:
             ``index [B, P + K]``: distinct slots of ``x`` (prefix first), ``kept [B, P + K]``:
             False where a graph with ``k_i < K`` has nothing more to keep (such a slot points
@@ -77,12 +85,12 @@ class TokenSelector(nn.Module):
             ``gate [B, P + K]``: 1 at kept slots (straight-through in training), 0 elsewhere.
         """
         batch, length, _ = x.shape
-        prefix = min(self.always_keep, length)
+        prefix = min(prefix, length)
         valid = mask[:, prefix:] if mask is not None else x.new_ones(batch, length - prefix, dtype=torch.bool)
         counts = valid.sum(1)
-        per_graph = self._per_graph_k(counts)
         # The longest graph fills the layout, so K needs no device round trip.
         k_max = tokens_to_keep(1.0 - self.ratio, length - prefix)
+        per_graph = self._per_graph_k(counts) if self.rule == "per_graph" else counts.clamp(max=k_max)
         scores = self.scorer(x[:, prefix:]).squeeze(-1)
         if self.training:
             top, gate = self._sample(scores, valid, k_max)

@@ -1,0 +1,168 @@
+"""``gtsp report`` over synthetic results.json files: numbers recomputed here, figures embedded, errors clear."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gtsp.cli import main
+from gtsp.report.plots import pareto_front
+
+DENSE_PARAMS, DENSE_FLOPS = 10_000, 2.0e6
+
+
+def results(dataset: str, model: str, seed: int, test: float, prune: dict | None = None, attention: bool = True,
+            params: float = DENSE_PARAMS, flops: float = DENSE_FLOPS, structural: float | None = None,
+            speedup: float | None = None, graphs_per_s: float = 1000.0, metric=("accuracy", True)) -> dict:
+    """A results.json as gtsp train writes it (only the keys a report reads, plus some noise)."""
+    model_args = {"hidden": 16} if attention else {"hidden": 16, "attention": False}
+    doc = {"dataset": dataset, "model": model, "seed": seed, "epochs": 3,
+           "config": {"model": model, "dataset": dataset, "seed": seed, "epochs": 3, "out": f"/x/{seed}",
+                      "folds": 0, "fold": 0, "threads": 1, "device": "auto", "model_args": model_args,
+                      "prune": prune or {}, "prune_args": {}},
+           "metric": {"name": metric[0], "higher_is_better": metric[1], "val": test - 0.01, "test": test},
+           "params": {"dense": DENSE_PARAMS if prune else params, "nonzero": params},
+           "flops_per_graph": {"dense": DENSE_FLOPS if prune else flops, "flop_counter": flops},
+           "throughput_graphs_per_s": graphs_per_s, "device": "cpu", "machine": {"threads": 1}}
+    if prune:
+        doc["params"]["compacted_nonzero"] = params
+        doc["flops_per_graph"].update(pruned=flops, structural=structural if structural is not None else flops)
+        doc["speedup"] = {"measured": speedup, "dense_graphs_per_s": graphs_per_s / speedup,
+                          "compacted_graphs_per_s": graphs_per_s}
+    return doc
+
+
+# (folder, results): one dataset with every kind of run, a second one where lower is better
+RUNS = {
+    **{f"d1/dense-s{s}": results("D1", "gps", s, t, graphs_per_s=g)
+       for s, t, g in ((0, 0.80, 1000.0), (1, 0.84, 1100.0), (2, 0.78, 900.0))},
+    **{f"d1/head-s{s}": results("D1", "gps", s, t, {"head": 0.5}, params=8000, flops=1.5e6, speedup=sp)
+       for s, t, sp in ((0, 0.79, 1.20), (1, 0.85, 1.25), (2, 0.74, 1.22))},
+    **{f"d1/weight-s{s}": results("D1", "gps", s, t, {"weight": 0.5, "head": 0.0}, params=5000, flops=1.1e6,
+                                  structural=DENSE_FLOPS, speedup=1.0)
+       for s, t in ((0, 0.81, ), (1, 0.80, ))},
+    **{f"d1/noattn-s{s}": results("D1", "gps", s, t, attention=False, params=7000, flops=0.8e6, graphs_per_s=g)
+       for s, t, g in ((0, 0.70, 3000.0), (1, 0.72, 3300.0), (2, 0.69, 2700.0))},
+    "d1/joint-s0": results("D1", "gps", 0, 0.77, {"head": 0.5, "layer": 0.5}, params=4000, flops=0.9e6,
+                           speedup=1.9),
+    **{f"d2/dense-s{s}": results("D2", "graphtrans", s, t, metric=("rmse", False)) for s, t in ((0, 1.1), (1, 1.3))},
+    **{f"d2/token-s{s}": results("D2", "graphtrans", s, t, {"token": 0.5}, flops=1.4e6, speedup=1.1,
+                                 metric=("rmse", False)) for s, t in ((1, 1.0), (2, 1.6))},
+}
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    for folder, doc in RUNS.items():
+        (root / folder).mkdir(parents=True)
+        (root / folder / "results.json").write_text(json.dumps(doc))
+    for s in range(3):  # training curves for the dense D1 runs; one line cut short by a kill
+        lines = [json.dumps({"epoch": e, "loss": 1.0 / e + s, "val": 0.5 + 0.1 * e, "val_loss": 1.2 / e})
+                 for e in (1, 2, 3)]
+        (root / f"d1/dense-s{s}/metrics.jsonl").write_text("\n".join(lines) + '\n{"epoch": 4, "lo')
+    (root / "broken").mkdir()
+    (root / "broken" / "results.json").write_text('{"dataset": "D1", "mod')  # a run still writing
+    return root
+
+
+def group(report: dict, dataset: str, setting: str) -> dict:
+    matches = [g for g in report["datasets"][dataset] if g["setting"] == setting]
+    assert len(matches) == 1, [g["setting"] for g in report["datasets"][dataset]]
+    return matches[0]
+
+
+def folder_values(prefix: str, key) -> list[float]:
+    return [key(doc) for folder, doc in RUNS.items() if folder.startswith(prefix)]
+
+
+def test_report_numbers_equal_a_recomputation(runs_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(runs_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped" in printed and "broken/results.json" in printed
+    assert f"report of {len(RUNS)} runs in 7 settings" in printed
+    report = json.loads((out / "report.json").read_text())
+    test = lambda doc: doc["metric"]["test"]  # noqa: E731
+
+    dense = group(report, "D1", "dense")
+    values = folder_values("d1/dense", test)
+    assert dense["test"]["mean"] == pytest.approx(np.mean(values))
+    assert dense["test"]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert dense["speedup"]["mean"] == 1.0 and dense["delta_vs_dense"] is None
+
+    head = group(report, "D1", "head 0.5")
+    diffs = np.array(folder_values("d1/head", test)) - np.array(values)  # seeds 0, 1, 2 in both
+    assert head["delta_vs_dense"]["mean"] == pytest.approx(diffs.mean())
+    assert head["delta_vs_dense"]["std"] == pytest.approx(diffs.std(ddof=1)) and head["paired_runs"] == 3
+    assert head["params_rel"]["mean"] == pytest.approx(0.8) and head["flops_rel"]["mean"] == pytest.approx(0.75)
+    speedups = folder_values("d1/head", lambda d: d["speedup"]["measured"])
+    assert head["speedup"]["mean"] == pytest.approx(np.mean(speedups))
+    assert head["speedup"]["std"] == pytest.approx(np.std(speedups, ddof=1))
+    assert head["speedup_measured"] == "same process" and head["kind"] == "head"
+
+    base = group(report, "D1", "baseline (no attention)")
+    ratios = np.array([3000 / 1000, 3300 / 1100, 2700 / 900])  # paired by seed, across processes
+    assert base["speedup"]["mean"] == pytest.approx(ratios.mean()) and base["speedup_measured"] == "across runs"
+    assert base["params_rel"]["mean"] == pytest.approx(7000 / DENSE_PARAMS)
+    assert base["delta_vs_dense"]["mean"] == pytest.approx(np.mean(np.array([0.70, 0.72, 0.69]) - values))
+
+    weight = group(report, "D1", "weight 0.5")  # head: 0.0 is not pruning: same setting as weight alone
+    assert weight["flops_structural"]["mean"] == DENSE_FLOPS and weight["flops"]["mean"] == 1.1e6
+    assert group(report, "D1", "head 0.5 + layer 0.5")["kind"] == "joint"
+
+    token = group(report, "D2", "token 0.5")  # only seed 1 has a dense partner: one pair, no spread
+    assert token["delta_vs_dense"] == {"mean": pytest.approx(1.0 - 1.3), "std": None, "n": 1}
+    assert token["test"]["mean"] == pytest.approx(1.3) and token["test"]["std"] == pytest.approx(np.std([1.0, 1.6],
+                                                                                                         ddof=1))
+    assert len(report["runs"]) == len(RUNS) and len(report["skipped"]) == 1
+
+
+def test_markdown_table_shows_the_same_numbers(runs_dir, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(runs_dir), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    d1 = md[md.index("## D1"):md.index("## D2")]
+    assert "| backbone | setting | runs | test accuracy | vs dense (paired) | params | FLOPs/graph | " \
+           "structural FLOPs/graph | ms/graph | speed-up |" in d1
+    row = next(line for line in d1.splitlines() if line.startswith("| gps | head 0.5 |"))
+    values = [0.79, 0.85, 0.74]
+    assert f"| {np.mean(values):.4f} ± {np.std(values, ddof=1):.4f} |" in row
+    assert "| 8,000 (0.80x) | 1.500 M (0.75x) |" in row and "| 1.22x ± 0.03 |" in row
+    d2 = md[md.index("## D2"):]
+    assert "structural" not in d2 and "test rmse" in d2  # no weight masks there
+    assert "| graphtrans | token 0.5 | 2 |" in d2 and "-0.3000 (n=1)" in d2
+
+
+def test_html_page_embeds_every_png_and_needs_no_other_file(runs_dir, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(runs_dir), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} == {"pareto-flops-D1.png", "pareto-latency-D1.png", "ratio-D1.png",
+                                      "curves-D1-gps.png", "pareto-flops-D2.png", "pareto-latency-D2.png",
+                                      "ratio-D2.png"}  # D2 runs logged no metrics.jsonl: no curves
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64encode(png.read_bytes()).decode() in page
+    sources = re.findall(r"src='([^']*)'", page)
+    assert len(sources) == len(pngs) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<table>" in page and "baseline (no attention)" in page and "href=" not in page
+
+
+@pytest.mark.parametrize("higher, front", [(True, [(1, 0.5), (2, 0.7), (4, 0.9)]), (False, [(1, 0.5), (3, 0.3)])])
+def test_pareto_front_keeps_only_points_nothing_beats(higher, front):
+    points = [(2, 0.7), (1, 0.5), (3, 0.6), (4, 0.9), (3, 0.3), (5, 0.9), (1, 0.55 if not higher else 0.4)]
+    assert pareto_front(points, higher) == front
+
+
+def test_no_results_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gtsp: error: no readable results.json under {tmp_path / 'empty'}: run gtsp train or gtsp "
+                   "sweep into it first"]
