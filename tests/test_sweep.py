@@ -137,6 +137,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_points(tmp_path, cache_
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished, killed = done[0], busy[0]
+    assert (finished, killed) == (runs[0], runs[1])  # points run in the sweep file's order
     assert not (killed / "results.json").exists()
     mtime = (finished / "results.json").stat().st_mtime_ns
     epochs_before = len((killed / "metrics.jsonl").read_text().splitlines())

@@ -86,6 +86,12 @@ class PointGrid(optuna.samplers.GridSampler):
     (Optuna 5.0: ``KeyError: 'grid_id'`` when one unvisited cell is left).
     """
 
+    def __init__(self, search_space, seed: int | None = None) -> None:
+        super().__init__(search_space, seed=seed)
+        # Optuna shuffles the grid; a sweep runs its points in file order instead, so that a sweep
+        # stopped early holds its first points (e.g. whole folds), not a random subset
+        self._all_grids.sort()
+
     def after_trial(self, study, trial, state, values) -> None:
         return None
 
