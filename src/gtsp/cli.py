@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gtsp.analysis import cli as analysis_cli
 from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.errors import GtspError
 from gtsp.report import cli as report_cli
@@ -76,6 +77,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--prune-arg", action="append", default=[], metavar="DIM.KEY=VALUE",
                    help="a sparsifier option, e.g. --prune-arg layer.criterion=cka (repeatable; "
                         "same as prune_args in YAML)")
+    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's counted "
+                   "FLOPs) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
+                   "trials=N (proxy runs, default 6), proxy_epochs=N (default a tenth of --epochs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -135,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     sweep_cli.add_parser(sub)
     report_cli.add_parser(sub)
+    analysis_cli.add_parser(sub)
     return parser
 
 
@@ -151,6 +156,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {**flags, "model_args": model_args}
     if getattr(args, "prune", None):
         overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
+    if getattr(args, "budget", None):
+        overrides["budget"] = {k: _yaml_value(v) for k, v in _parse_pairs(args.budget, "--budget").items()}
     if getattr(args, "prune_arg", None):
         overrides["prune_args"] = _prune_args(args.prune_arg)
     return merge(cfg, overrides)
@@ -226,7 +233,8 @@ def _cmd_evaluate(args) -> None:
 
 
 COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate,
-            "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report}
+            "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report,
+            "analyze": analysis_cli.cmd_analyze}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
