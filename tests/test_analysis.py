@@ -205,3 +205,13 @@ def test_analyze_a_token_head_and_layer_pruned_mutag_run(cache_root, tmp_path):
     assert [i for i, gone in enumerate(layers["removed"]) if gone] == sorted(set(range(4)) - set(plan["kept_layers"]))
     tokens = json.loads((out / "kept_tokens.json").read_text())
     assert all(0.0 < layer["mean"] <= 1.0 for layer in tokens["fractions"].values())
+
+
+def test_padded_batch_rule_keeps_whole_small_graphs():
+    from gtsp.analysis.token_rules import compare_rules
+
+    graphs = [random_graph(2, seed=0, rwse=False), random_graph(10, seed=1, rwse=False)]
+    per_graph, padded = compare_rules(graphs, ratio=0.5, batch_size=2)
+    assert per_graph.kept_share == pytest.approx((1 + 5) / 12)
+    assert padded.kept_share == pytest.approx((2 + 5) / 12)  # k = 5 from the padded length 10
+    assert padded.all_kept_share == pytest.approx(0.5) and per_graph.all_kept_share == 0.0
