@@ -45,10 +45,12 @@ def analyse_model(subject: Subject, out: Path) -> list[Path]:
     after_layers = original_layers(subject)
     written = write_outputs(out, "sample", None, _sample_numbers(subject))
     if after.attentions:
-        heads_capture, heads_model = (before, BEFORE) if before is not None else (after, AFTER)
-        labels = head_labels(heads_capture, list(range(len(heads_capture.layer_outputs))) if before is not None
-                             else after_layers, subject.plan, uncompacted=before is not None)
-        written += analyse_heads(heads_capture, labels, heads_model, out)
+        if before is not None:
+            labels = head_labels(before, list(range(len(before.layer_outputs))), subject.plan, uncompacted=True)
+            written += analyse_heads(before, labels, BEFORE, out)
+        else:
+            labels = head_labels(after, after_layers, subject.plan, uncompacted=False)
+            written += analyse_heads(after, labels, AFTER, out)
         layer_names = [f"L{after_layers[r.layer]}" for r in after.attentions]
         written += analyse_attention_received(after, subject.graphs, subject.sample, layer_names, out)
     else:

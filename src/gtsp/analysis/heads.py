@@ -57,7 +57,7 @@ def head_labels(capture: Capture, original_layers: list[int], plan: CompactionPl
     for record in capture.attentions:
         layer = original_layers[record.layer]
         planned = plan.kept_heads[layer] if plan.kept_heads is not None else None
-        layer_kept = plan.kept_layers is None or layer in plan.kept_layers or not uncompacted
+        layer_kept = plan.kept_layers is None or layer in plan.kept_layers
         for head in range(record.probs.size(1)):
             if uncompacted:
                 labels.append(HeadLabel(layer, head, layer_kept and (planned is None or head in planned)))
