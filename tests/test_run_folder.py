@@ -126,7 +126,7 @@ def fake_state(epoch: int) -> dict:
 def test_the_previous_checkpoint_is_kept_and_used_when_the_latest_is_corrupt(tmp_path, caplog):
     save_checkpoint(tmp_path, fake_state(1))
     save_checkpoint(tmp_path, fake_state(2))
-    assert torch.load(tmp_path / PREVIOUS, weights_only=False)["trainer"]["epoch"] == 1
+    assert torch.load(tmp_path / PREVIOUS, weights_only=True)["trainer"]["epoch"] == 1
     assert load_checkpoint(tmp_path)["trainer"]["epoch"] == 2
     data = (tmp_path / CHECKPOINT).read_bytes()
     (tmp_path / CHECKPOINT).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
@@ -144,6 +144,30 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path)
     (tmp_path / "empty").mkdir()
     assert load_checkpoint(tmp_path / "empty") is None
+
+
+class RunsCodeWhenUnpickled:
+    """An object whose unpickling would create a file: the trace of code run by ``torch.load``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_holding_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({**fake_state(1), "extra": RunsCodeWhenUnpickled(marker)}, tmp_path / CHECKPOINT)
+    with pytest.raises(GtspError, match="holds Python objects other than tensors .* could run code"):
+        load_checkpoint(tmp_path)
+    assert not marker.exists()
+
+
+def test_a_real_checkpoint_loads_with_pickle_code_disabled(tmp_path, cache_root):
+    run(tiny_run(cache_root, tmp_path / "run", epochs=1, prune={"weight": 0.5, "head": 0.5}), progress=False)
+    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)  # raises on any non-plain object
+    assert state["trainer"]["epoch"] == 1 and state["rng"]["numpy"]["state"]["key"].numel() == 624
 
 
 def test_resume_does_not_restart_over_finished_results(tmp_path, cache_root, capsys):

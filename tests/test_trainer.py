@@ -68,7 +68,7 @@ def test_resume_gives_the_same_final_result(mutag, tmp_path):
     full = full_trainer.fit()
     with pytest.raises(KeyboardInterrupt):
         make_trainer(mutag, tmp_path / "cut", hooks=Crash()).fit()
-    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert saved["trainer"]["epoch"] == 2
     resumed_trainer = make_trainer(mutag, tmp_path / "cut")
     resumed_batches = record_training_batches(resumed_trainer)
@@ -113,7 +113,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(mutag, tmp_p
     message = str(err.value)
     assert message.startswith("the loss became nan at epoch 2, step 5: lower --lr or set a smaller --grad-clip (now 5)")
     assert "raise" not in message and f"{tmp_path / CHECKPOINT} (after epoch 1)" in message and "--resume" in message
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["trainer"]["epoch"] == 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["trainer"]["epoch"] == 1
 
 
 def test_learning_rate_warms_up_linearly_then_follows_a_half_cosine_to_zero():
@@ -172,7 +172,7 @@ def test_train_metric_and_val_loss_are_what_the_model_produced(mutag, tmp_path):
         assert record["train_metric"] == pytest.approx(float((logits.argmax(-1) == labels).float().mean()))
     # the last checkpoint holds the model after the last epoch: its validation cross-entropy is logged
     model = build_model("gps", mutag.info, hidden=32, layers=2, heads=4, dropout=0.1)
-    model.load_state_dict(torch.load(tmp_path / CHECKPOINT, weights_only=False)["model"])
+    model.load_state_dict(torch.load(tmp_path / CHECKPOINT, weights_only=True)["model"])
     model.eval()
     with torch.no_grad():
         batch = Batch.from_data_list(mutag.valid)
@@ -201,7 +201,7 @@ def test_run_writes_the_results_contract(cache_root, tmp_path, capsys, mutag):
     assert metric_epochs(tmp_path) == [1, 2, 3]
     assert results["metric"]["test"] == on_disk["metric"]["test"]
     assert on_disk["provenance"]["split_sha256"] == split_hash(mutag.split)
-    checkpoint = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    checkpoint = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert checkpoint["run"]["config"] == on_disk["config"] and checkpoint["run"]["provenance"] == on_disk["provenance"]
 
 

@@ -9,6 +9,8 @@
   into place: a crash leaves the old file or the new one, never half of one.
 - The previous checkpoint is kept as ``checkpoint.prev.pt``; a latest one that cannot be read
   falls back to it with a warning.
+- Checkpoints hold only tensors, numbers, strings and plain containers, and are read with
+  ``torch.load(weights_only=True)``: reading one never runs code stored in it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import pickle
 import socket
 import tempfile
 import time
@@ -111,12 +114,21 @@ def load_checkpoint(out: Path, map_location: Any = "cpu") -> dict[str, Any] | No
 def _read_checkpoint(path: Path, map_location: Any) -> tuple[dict[str, Any] | None, str]:
     """``(state, "")`` or ``(None, why it is unusable)``."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # a truncated or foreign file fails in many ways (zip, pickle, EOF)
-        return None, f"is unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            return None, f"is unreadable (UnpicklingError: {_first_line(err)})"
+        return None, ("holds Python objects other than tensors and plain values (written by an earlier gtsp, "
+                      "or not a gtsp checkpoint), which are never loaded because loading them could run code")
+    except Exception as err:  # a truncated or foreign file fails in many ways (zip, EOF, ...)
+        return None, f"is unreadable ({type(err).__name__}: {_first_line(err)})"
     if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
         return None, "is not a gtsp checkpoint"
     return state, ""
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else ""
 
 
 # ---- the folder ---------------------------------------------------------------------------------
