@@ -1,13 +1,14 @@
 """gtsp's GPS layer and attention compute what PyG's own GPSConv computes, given the same weights.
 
-The speed benchmark (``benchmarks/speed.py``) compares gtsp against ``benchmarks/pyg_reference.py``;
+The speed study (``studies/speed/speed.py``) compares gtsp against ``studies/speed/pyg_reference.py``;
 these tests show the comparison is between two implementations of one function:
 
 - attention block: gtsp's ``MultiHeadSelfAttention`` on ``Sequences`` layouts (padded with a
   mask, or full size buckets without one) == ``nn.MultiheadAttention`` with ``key_padding_mask``;
 - one layer: ``GPSLayer`` == ``GPSConv`` (same residual/norm order, see the reference's docstring),
   in eval mode and in training mode (batch statistics; dropout 0), gradients included;
-- the whole model: ``GPS`` == ``PygGPS`` built by ``reference_from_gtsp``.
+- the whole model: ``GPS`` == ``PygGPS`` built by ``reference_from_gtsp``, with GIN and with GINE
+  (edge features, as on ogbg-molhiv).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from gtsp.nn.sequences import Sequences
 from gtsp.sparsify.head import HeadSparsifier
 from tests.conftest import random_graph
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies" / "speed"))
 from pyg_reference import copy_layer_weights, reference_from_gtsp  # noqa: E402
 
 SIZES = [1, 3, 17, 64, 2, 111, 30]  # very different sizes in one batch (NCI1 ranges from 3 to 111 nodes)
@@ -145,6 +146,27 @@ def test_whole_model_matches_pyg_reference(info, mixed_batch):
     assert ours.shape == (len(SIZES), 2)
     assert torch.allclose(ours, theirs, atol=ATOL)
     # attention dropout is the only train-time difference (different random draws); the counts agree
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_whole_model_with_edge_features_matches_pyg_reference():
+    """GINE local model on encoded edge features (the ogbg-molhiv setting) maps onto GPSConv(GINEConv)."""
+    info = DatasetInfo("tiny-edges", 7, 4, False, "multiclass", 2, "accuracy", True)
+    batch = Batch.from_data_list([random_graph(n, edge_features=4, seed=i) for i, n in enumerate(SIZES)])
+    torch.manual_seed(0)
+    model = build_model("gps", info, hidden=32, layers=2, heads=4, local="gine", pool="mean", rwse_steps=20)
+    _randomise_norms(model)
+    model.eval()
+    ref = reference_from_gtsp(model, info).eval()
+    assert ref.edge_encoder is not None
+    with torch.no_grad():
+        ours, theirs = model(batch), ref(batch)
+    assert torch.allclose(ours, theirs, atol=ATOL)
+    batch.edge_attr = batch.edge_attr + 1.0  # the edge features reach both models' local MPNNs
+    with torch.no_grad():
+        shifted, shifted_ref = model(batch), ref(batch)
+    assert not torch.allclose(shifted, ours, atol=1e-3)
+    assert torch.allclose(shifted, shifted_ref, atol=ATOL)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
 
 

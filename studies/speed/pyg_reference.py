@@ -1,9 +1,10 @@
 """GraphGPS built the usual PyG way, from ``torch_geometric.nn.GPSConv``: the speed reference for gtsp's ``GPS``.
 
-Each layer is PyG's own ``GPSConv`` (local ``GINConv(Sequential(Linear, ReLU, Linear))``,
-``attn_type="multihead"``, i.e. ``torch.nn.MultiheadAttention`` over ``to_dense_batch``
-padded sequences with a key padding mask, batch norm). Input encoder, sum pooling and
-prediction head are gtsp's very modules, so the two models differ only in the layers.
+Each layer is PyG's own ``GPSConv`` (local ``GINConv(Sequential(Linear, ReLU, Linear))``, or
+``GINEConv`` on encoded edge features, ``attn_type="multihead"``, i.e.
+``torch.nn.MultiheadAttention`` over ``to_dense_batch`` padded sequences with a key padding
+mask, batch norm). Node and edge encoders, pooling and prediction head are gtsp's very
+modules, so the two models differ only in the layers.
 
 The math of one layer is the same as gtsp's ``GPSLayer`` (see ``tests/test_speed_reference.py``):
 
@@ -15,22 +16,23 @@ gtsp's is ``FeedForward`` (``Linear-ReLU-Dropout(0)-Linear-Dropout(0)``): the sa
 ``train_eps=True`` by default, as gtsp's GIN has a trainable epsilon (pass ``False`` for
 PyG's default; at epsilon 0 both compute the same).
 
-This file lives beside the benchmark rather than in ``src/gtsp``: it is a yardstick
-for measurements and tests, not something gtsp's training or pruning ever uses, and it
-must not become part of the package API that sparsifiers are written against.
+This file lives in the speed study (``studies/speed``) rather than in ``src/gtsp``: it is a
+yardstick for measurements and tests, not something gtsp's training or pruning ever uses,
+and it must not become part of the package API that sparsifiers are written against.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
-from torch_geometric.nn import GINConv, GPSConv, global_add_pool, global_mean_pool
+from torch_geometric.nn import GINConv, GINEConv, GPSConv, global_add_pool, global_mean_pool
 
 from gtsp.data.info import DatasetInfo
-from gtsp.models.encoders import NodeEncoder
+from gtsp.models.encoders import EdgeEncoder, NodeEncoder
 from gtsp.nn.ffn import FeedForward
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
+LOCALS = {"gin": GINConv, "gine": GINEConv}
 
 
 class PygGPS(nn.Module):
@@ -44,17 +46,22 @@ class PygGPS(nn.Module):
         pool: ``"sum"`` or ``"mean"``.
         rwse_steps: random-walk structural encoding length (0 to disable).
         train_eps: GIN's trainable epsilon.
+        local: ``"gin"`` or ``"gine"`` (GIN on node states plus encoded edge features).
     """
 
     def __init__(self, info: DatasetInfo, hidden: int = 64, layers: int = 4, heads: int = 4,
                  dropout: float = 0.0, attn_dropout: float = 0.5, pool: str = "sum", rwse_steps: int = 20,
-                 train_eps: bool = True) -> None:
+                 train_eps: bool = True, local: str = "gin") -> None:
         super().__init__()
+        if local not in LOCALS:
+            raise ValueError(f"local must be one of {sorted(LOCALS)}, not {local!r}")
         self.node_encoder = NodeEncoder(info, hidden, rwse_steps)
+        self.edge_encoder = EdgeEncoder(info, hidden) if local == "gine" else None
         self.layers = nn.ModuleList()
         for _ in range(layers):
             mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-            self.layers.append(GPSConv(hidden, GINConv(mlp, train_eps=train_eps), heads=heads, dropout=dropout,
+            conv = LOCALS[local](mlp, train_eps=train_eps)
+            self.layers.append(GPSConv(hidden, conv, heads=heads, dropout=dropout,
                                        attn_type="multihead", attn_kwargs={"dropout": attn_dropout},
                                        norm="batch_norm"))
         self.pool = POOLS[pool]
@@ -62,8 +69,9 @@ class PygGPS(nn.Module):
 
     def forward(self, data: Batch) -> Tensor:
         x = self.node_encoder(data)
+        edges = {} if self.edge_encoder is None else {"edge_attr": self.edge_encoder(data.edge_attr)}
         for layer in self.layers:
-            x = layer(x, data.edge_index, data.batch)
+            x = layer(x, data.edge_index, data.batch, **edges)
         return self.head(self.pool(x, data.batch, size=data.num_graphs))
 
 
@@ -77,12 +85,12 @@ def copy_layer_weights(gtsp_layer: nn.Module, conv: GPSConv) -> None:
     """Load gtsp ``GPSLayer`` weights into a PyG ``GPSConv`` so both compute the same function.
 
     ``MultiheadAttention.in_proj_weight`` stacks ``[q; k; v]`` rows, each ``[heads, head_dim]``:
-    exactly gtsp's ``qkv`` row order ``[3, heads, head_dim]``. Requires a GIN local model and
-    all head and neuron gates at 1 (an unpruned gtsp layer).
+    exactly gtsp's ``qkv`` row order ``[3, heads, head_dim]``. Requires a GIN or GINE local model
+    of the same kind as ``conv``'s and no sparsifier gates (an unpruned gtsp layer).
     """
     local = gtsp_layer.local
-    if local is None or not isinstance(local.conv, GINConv) or gtsp_layer.attention is None:
-        raise ValueError("only a GIN + attention GPSLayer maps onto this GPSConv")
+    if local is None or type(local.conv) is not type(conv.conv) or gtsp_layer.attention is None:
+        raise ValueError("only a GIN/GINE + attention GPSLayer maps onto a GPSConv with the same local model")
     attn, ffn, gin = gtsp_layer.attention, gtsp_layer.ffn, local.conv
     if any(slot is not None for slot in (attn.head_transform, attn.token_selector, ffn.hidden_transform,
                                          gin.nn.hidden_transform)):
@@ -102,7 +110,7 @@ def copy_layer_weights(gtsp_layer: nn.Module, conv: GPSConv) -> None:
 
 @torch.no_grad()
 def reference_from_gtsp(model: nn.Module, info: DatasetInfo, attn_dropout: float | None = None) -> PygGPS:
-    """A :class:`PygGPS` holding a (GIN-local, unpruned) gtsp ``GPS`` model's exact weights."""
+    """A :class:`PygGPS` holding a (GIN- or GINE-local, unpruned) gtsp ``GPS`` model's exact weights."""
     first = model.layers[0]
     attn = first.attention
     hidden = attn.dim
@@ -110,8 +118,11 @@ def reference_from_gtsp(model: nn.Module, info: DatasetInfo, attn_dropout: float
     pool = "sum" if model.pool is global_add_pool else "mean"
     ref = PygGPS(info, hidden=hidden, layers=len(model.layers), heads=attn.num_heads,
                  dropout=first.drop.p, attn_dropout=attn.dropout if attn_dropout is None else attn_dropout,
-                 pool=pool, rwse_steps=rwse_steps, train_eps=True)
+                 pool=pool, rwse_steps=rwse_steps, train_eps=True,
+                 local="gine" if model.edge_encoder is not None else "gin")
     ref.node_encoder.load_state_dict(model.node_encoder.state_dict())
+    if model.edge_encoder is not None:
+        ref.edge_encoder.load_state_dict(model.edge_encoder.state_dict())
     ref.head.load_state_dict(model.head.state_dict())
     for layer, conv in zip(model.layers, ref.layers):
         copy_layer_weights(layer, conv)

@@ -54,7 +54,7 @@ def train_loader(graphs: list[Data], batch_size: int, seed: int, pool: int = 1) 
     """A loader over ``graphs`` whose sampler has ``set_epoch``; ``pool=1`` means no size bucketing.
 
     The default is plain shuffled batches: size-sorted batches (pool 16) cost 2.4 points of NCI1
-    accuracy in 3 paired seeds (benchmarks/results/bucketing.md), and the attention's own size
+    accuracy in 3 paired seeds (studies/batch-order/README.md), and the attention's own size
     groups (:mod:`gtsp.nn.attention`) already avoid most padding work inside a random batch.
     ``pool > 1`` sorts pools of that many batches by size: faster still, at that accuracy cost.
     """

@@ -21,7 +21,7 @@ Padding: on the CPU the graphs of a batch are attended in groups of similar size
 (:mod:`gtsp.nn.size_groups`), each padded only to its own longest graph. The result is
 the padded computation's, but a random batch of NCI1 graphs no longer pays for the 6-7x
 attention work its padding would cost, so training needs no size-sorted batches (which
-cost accuracy: ``benchmarks/results/bucketing.md``). On a GPU one padded call is faster.
+cost accuracy: ``studies/batch-order/README.md``). On a GPU one padded call is faster.
 """
 from __future__ import annotations
 

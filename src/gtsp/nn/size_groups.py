@@ -4,16 +4,16 @@ A batch of random graphs padded to its longest graph wastes most of attention's 
 padding (6-7x on NCI1). Sorting the graphs by length and cutting them into chunks of
 ``group_size``, each padded only to its own longest graph, removes that waste at the price of
 one attention call per group; neighbouring chunks share a call while the padding that merging
-adds costs less than a call's fixed overhead (``benchmarks/results/token_speed.md``).
+adds costs less than a call's fixed overhead (``studies/speed/README.md``, earlier measurements).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-GROUP_SIZE = 16  # graphs per size group on the CPU (benchmarks/results/bucketing.md)
+GROUP_SIZE = 16  # graphs per size group on the CPU (studies/batch-order/README.md)
 # What one more attention call costs in small ops (~0.2 ms here), as FLOPs of padding worth paying
-# instead (benchmarks/results/token_speed.md).
+# instead (studies/speed/README.md, earlier measurements).
 GROUP_OVERHEAD_FLOPS = 2e6
 
 

@@ -65,7 +65,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[st
     changes = _checked_resume(start, cfg)
     if device.type == "cpu":
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
-        # on a loaded machine (benchmarks/results/speed_findings.md); --threads raises it
+        # on a loaded machine (studies/speed/README.md); --threads raises it
         torch.set_num_threads(cfg.threads)
     data = prepare_data(cfg)
     run_info = _run_info(cfg, start, changes, provenance(data.split))
