@@ -125,6 +125,14 @@ def _export_parser(sub) -> None:
     e.add_argument("--cache-root", help="writable folder for processed data")
     e.add_argument("--batch-size", type=int, default=128, help="graphs per batch (default 128)")
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
+    r = sub.add_parser("predict", help="predict new molecules from a SMILES CSV with a model file")
+    r.add_argument("model_file", help="model file of a run trained on molecules (or written by gtsp export)")
+    r.add_argument("--csv", required=True, help="CSV file with a SMILES column; every row and column is kept")
+    r.add_argument("--smiles-col", default="smiles", help="SMILES column (default smiles)")
+    r.add_argument("--out", required=True, help="CSV to write: the input rows, prediction columns, 'error'")
+    r.add_argument("--batch-size", type=int, default=128, help="molecules per batch (default 128)")
+    r.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
+    r.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +235,16 @@ def _cmd_evaluate(args) -> None:
           f"{result['graphs_per_s']:,.0f} graphs/s")
 
 
+def _cmd_predict(args) -> None:
+    from gtsp.predict import predict_csv
+
+    summary = predict_csv(args.model_file, args.csv, args.out, smiles_col=args.smiles_col,
+                          batch_size=args.batch_size, threads=args.threads, overwrite=args.overwrite)
+    print(summary.line())
+
+
 COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict,
             "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report,
             "analyze": analysis_cli.cmd_analyze}
 

@@ -96,6 +96,15 @@ def load_mol_dataset(name: str, *, data_root: str | os.PathLike | None = None,
     return dataset, dataset.get_idx_split(), evaluator
 
 
+def label_names(name: str, cache_root: str | os.PathLike | None = None) -> list[str] | None:
+    """The label columns a molecular dataset was built from (None when they are not recorded)."""
+    if name in OGB_FROM_CSV:
+        return list(OGB_FROM_CSV[name]["label_cols"])
+    meta = custom_folder(name, resolve_cache(cache_root)) / "meta.json"
+    columns = json.loads(meta.read_text()).get("gtsp label cols") if meta.is_file() else None
+    return columns.split(",") if columns else None
+
+
 def _load_official(name: str, data: Path | None, cache: Path, pre_transform: Callable | None,
                    tag: str) -> tuple[PygGraphPropPredDataset, dict, Evaluator]:
     meta = official_meta(name)
