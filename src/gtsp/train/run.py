@@ -95,37 +95,21 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[st
         "machine": machine(), "device": str(device),
         "provenance": run_info["resumes"][-1]["provenance"] if run_info["resumes"] else run_info["provenance"],
         "resumes": run_info["resumes"],
-        "distributed": {"ranks": distributed.world_size(), "backend": distributed.backend()},
     }
-    main = distributed.is_main()
-    if sparsifier is None and main:
+    if sparsifier is None:
         results.update(accounting(model, data.test, trainer.test_batches[0], device))
-    elif sparsifier is not None:
+    else:
         dense = build_model(cfg.model, data.info, **cfg.model_args)
-        compacted, plan, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device,
-                                                    measure=main)
+        compacted, plan, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device)
         results["metric"]["test_compacted"] = report.pop("test_compacted")
         results.update(report)
-        results["distributed"]["compacted_sha256"] = _compacted_digests(compacted)
-        if main:
-            save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
-                                             extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
-    if main:
-        write_results(out / "results.json", results)
-        if sparsifier is None:
-            save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)),
-                       out / MODEL_FILE)
-        print(results_table(results))
+        save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
+                                         extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
+    write_results(out / "results.json", results)
+    if sparsifier is None:
+        save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)), out / MODEL_FILE)
+    print(results_table(results))
     return results
-
-
-def _compacted_digests(compacted: torch.nn.Module) -> list[str]:
-    """Every rank's digest of its compacted model, in rank order (one entry in one process)."""
-    digests = distributed.all_gather(distributed.state_digest(compacted))
-    if len(set(digests)) > 1:
-        log.error("the ranks compacted to different models (digests %s): a sparsifier decided on statistics "
-                  "that were not reduced across ranks", ", ".join(d[:12] for d in digests))
-    return digests
 
 
 def _spec_extra(cfg: RunConfig, info) -> dict[str, Any]:
