@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from gtsp.analysis import cli as analysis_cli
 from gtsp.config import RunConfig, load_yaml, merge
-from gtsp.errors import GtspError
+from gtsp.errors import GtspError, RelayedError
 from gtsp.report import cli as report_cli
 from gtsp.sweep import cli as sweep_cli
 
@@ -250,12 +251,15 @@ COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "eval
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    main_rank = os.environ.get("RANK", "0") in ("", "0")  # torchrun's other ranks only warn
+    logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except GtspError as err:
-        print(f"gtsp: error: {err}", file=sys.stderr)
+        if not isinstance(err, RelayedError):
+            print(f"gtsp: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gtsp: interrupted (resume with --resume)", file=sys.stderr)

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.sync import mean_across_ranks
 
 MODES = ("dynamic", "topk")
 
@@ -241,7 +242,7 @@ class HeadSparsifier(Sparsifier):
     @torch.no_grad()
     def _death_and_regrowth(self) -> None:
         for _, attention in named_attentions(self.model):
-            gate, scores = gate_of(attention).gate, gate_of(attention).scores
+            gate, scores = gate_of(attention).gate, mean_across_ranks(gate_of(attention).scores)
             active, inactive = gate.nonzero().flatten(), (gate == 0).nonzero().flatten()
             count = min(math.ceil(self.death_ratio * active.numel()), inactive.numel())
             if count:
@@ -256,7 +257,7 @@ class HeadSparsifier(Sparsifier):
     def _keep_top(self, attentions: list[tuple[str, nn.Module]] | None = None) -> None:
         for _, attention in attentions if attentions is not None else named_attentions(self.model):
             keep = heads_to_keep(self.ratio, attention.num_heads)
-            scores = gate_of(attention).scores
+            scores = mean_across_ranks(gate_of(attention).scores)
             _set_active(attention, scores.topk(keep).indices.tolist())
             scores.zero_()
         self.pruned = True

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.sync import sum_across_ranks
 
 CRITERIA = ("cosine", "cka")
 
@@ -45,11 +46,15 @@ class SkippableLayer(nn.Module):
         layer: the wrapped layer.
         drop_prob: probability of skipping it on a training batch.
         track_cka: also accumulate linear CKA (costs more than the cosine).
+        generator: where the skips are drawn from; one seeded generator shared by all layers makes
+            every data-parallel rank skip the same layers on the same step (default: torch's global one).
     """
 
-    def __init__(self, layer: nn.Module, drop_prob: float, track_cka: bool = False) -> None:
+    def __init__(self, layer: nn.Module, drop_prob: float, track_cka: bool = False,
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.layer, self.drop_prob, self.track_cka = layer, float(drop_prob), track_cka
+        self.generator = generator
         self.skip = False            # set by LayerSparsifier.mask: the layer is pruned
         self.measure_in_eval = False  # set by LayerSparsifier.measure_redundancy
         device = next(layer.parameters(), torch.zeros(())).device
@@ -60,7 +65,8 @@ class SkippableLayer(nn.Module):
         return f"drop_prob={self.drop_prob}, skip={self.skip}"
 
     def forward(self, x: Tensor, ctx: Any) -> Tensor:
-        if self.skip or (self.training and self.drop_prob > 0 and float(torch.rand(())) < self.drop_prob):
+        if self.skip or (self.training and self.drop_prob > 0
+                         and float(torch.rand((), generator=self.generator)) < self.drop_prob):
             return x
         out = self.layer(x, ctx)
         if self.training or self.measure_in_eval:
@@ -114,6 +120,8 @@ class LayerSparsifier(Sparsifier):
         finetune_drop_prob: LayerDrop probability of the kept layers once the others are removed
             (default 0: LayerDrop is there to make removal safe; after it, it only regularises a
             model that is already smaller, and the fine-tuning under-fitted with it).
+        seed: seeds the LayerDrop draws (one generator for all layers, saved in checkpoints), so
+            every data-parallel rank drops the same layers, whatever the number of ranks.
 
     ``compact(model)`` returns a copy without the chosen layers (the others unwrapped), and its plan.
     """
@@ -121,8 +129,9 @@ class LayerSparsifier(Sparsifier):
     dimension = "layer"
 
     def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine",
-                 prune_epoch: int | None = None, finetune_drop_prob: float = 0.0) -> None:
+                 prune_epoch: int | None = None, finetune_drop_prob: float = 0.0, seed: int = 0) -> None:
         super().__init__(ratio)
+        self.generator = torch.Generator().manual_seed(int(seed))
         self.prune_epoch = prune_epoch
         self.drop_prob = self.ratio if drop_prob is None else float(drop_prob)
         self.finetune_drop_prob = float(finetune_drop_prob)
@@ -146,7 +155,8 @@ class LayerSparsifier(Sparsifier):
                             f"{layers_to_remove(self.ratio, count)} of the {count} layers, i.e. all of them: "
                             f"lower the ratio below {(count - 0.5) / count:.3f} or use more layers")
         for i, layer in enumerate(layers):
-            layers[i] = SkippableLayer(layer, self.drop_prob, track_cka=self.criterion == "cka")
+            layers[i] = SkippableLayer(layer, self.drop_prob, track_cka=self.criterion == "cka",
+                                       generator=self.generator)
         if not self.scores:
             self.scores = {"cosine": [None] * count, "cka": [None] * count}
         self.model = model
@@ -168,11 +178,14 @@ class LayerSparsifier(Sparsifier):
 
     def state_dict(self) -> dict[str, Any]:
         return {"drop_prob": self.drop_prob, "finetune_drop_prob": self.finetune_drop_prob,
-                "criterion": self.criterion, "scores": {k: list(v) for k, v in self.scores.items()}, "removed": self.removed}
+                "criterion": self.criterion, "scores": {k: list(v) for k, v in self.scores.items()},
+                "removed": self.removed, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scores = {k: list(v) for k, v in state["scores"].items()}
         self.removed = None if state.get("removed") is None else list(state["removed"])
+        if "generator" in state:  # checkpoints of earlier versions drew LayerDrop from torch's global generator
+            self.generator.set_state(state["generator"].cpu())
         if self.removed is not None and self.model is not None:
             self.mask(self.model)  # skip flags are plain attributes, not in the model's state dict
 
@@ -248,6 +261,8 @@ class LayerSparsifier(Sparsifier):
             return
         cka = self.criterion == "cka" if cka is None else cka
         for i, wrapper in enumerate(self._wrappers(model)):
+            for measured in (wrapper.cosine_sum, wrapper.cka_sum, wrapper.batches):
+                sum_across_ranks(measured)
             batches = float(wrapper.batches)
             if batches:
                 self.scores["cosine"][i] = float(wrapper.cosine_sum) / batches

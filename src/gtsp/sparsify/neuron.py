@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import check_contract
 from gtsp.sparsify.schedules import GradualSparsifier, keep_count
+from gtsp.sparsify.sync import mean_across_ranks
 
 
 class NeuronGate(nn.Module):
@@ -119,7 +120,7 @@ class NeuronSparsifier(GradualSparsifier):
         """Leave the ``keep`` best-scored active neurons on and gate the rest off."""
         gate = gate_of(ffn)
         keep = max(1, keep)  # prepare refused ratios that empty a block; this guards rounding on the way
-        scores = torch.where(gate > 0, neuron_scores(ffn), -1.0)
+        scores = torch.where(gate > 0, mean_across_ranks(neuron_scores(ffn)), -1.0)
         chosen = torch.zeros_like(gate)
         chosen[torch.topk(scores, keep).indices] = 1.0
         gate.copy_(chosen)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.sync import sum_across_ranks
 from gtsp.sparsify.token_selector import RULES, TokenSelector
 
 
@@ -96,13 +98,14 @@ class TokenSparsifier(Sparsifier):
 
     @staticmethod
     def _read_counts(model: nn.Module | None, reset: bool = True) -> float | None:
-        """Fraction of node tokens kept over the eval passes counted so far (None if none ran)."""
+        """Fraction of node tokens kept over the eval passes counted so far on all ranks (None if none ran)."""
         if model is None:
             return None
         kept = seen = 0.0
         for selector in selectors(model):
-            kept += float(selector.kept_tokens)
-            seen += float(selector.seen_tokens)
+            counts = sum_across_ranks(torch.stack([selector.kept_tokens, selector.seen_tokens]).double())
+            kept += float(counts[0])
+            seen += float(counts[1])
             if reset:
                 selector.reset_counts()
         return kept / seen if seen else None

@@ -37,6 +37,7 @@ from torch.nn.utils import parametrize
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import check_contract
 from gtsp.sparsify.schedules import CubicSchedule, GradualSparsifier, cosine_decay, keep_count
+from gtsp.sparsify.sync import mean_across_ranks
 
 SCOPES = ("global", "layer")
 
@@ -171,7 +172,7 @@ class WeightSparsifier(GradualSparsifier):
     def _update_group(self, group: list[MaskedLayer], density: float, explore: float) -> tuple[int, int, int]:
         """Prune ``group`` (ranked together) to ``density``, then swap a fraction ``explore`` of survivors."""
         active = _flat([layer.mask.mask for layer in group]).bool()
-        magnitude = _flat([layer.module.weight.abs() for layer in group])
+        magnitude = mean_across_ranks(_flat([layer.module.weight.abs() for layer in group]))
         keep = keep_count(density, active.numel())
         # Pruned entries rank below every active one, so a shrinking density never revives them.
         new = self._select(torch.where(active, magnitude, -1.0), keep)
@@ -181,7 +182,7 @@ class WeightSparsifier(GradualSparsifier):
         if swap > 0:
             candidates = ~new  # pruned before, or just now by the schedule; not the ones dropped below
             drop = self._select(torch.where(new, -magnitude, -torch.inf), swap)
-            grads = _flat([layer.mask.grad_score for layer in group])
+            grads = mean_across_ranks(_flat([layer.mask.grad_score for layer in group]))
             grown = self._select(torch.where(candidates, grads, -1.0), swap)
             new = (new & ~drop) | grown
         self._write(group, new, grown)

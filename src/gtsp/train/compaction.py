@@ -40,18 +40,36 @@ def timed_ratio(dense: nn.Module, compacted: nn.Module, batches, device) -> dict
 
 
 def compaction_report(dense: nn.Module, masked: nn.Module, sparsifier: CompositeSparsifier, data,
-                      test_batches, device) -> tuple[nn.Module, CompactionPlan, dict[str, Any]]:
-    """The compacted model, its plan, and the ``results.json`` entries that compare it with dense and masked."""
-    dense = dense.to(device).eval()  # built fresh on the CPU: FLOP counting runs it on test batches
+                      test_batches, device, measure: bool = True) -> tuple[nn.Module, CompactionPlan, dict[str, Any]]:
+    """The compacted model, its plan, and the ``results.json`` entries that compare it with dense and masked.
+
+    ``measure=False`` leaves out parameter and FLOP counts and timings (data-parallel ranks other
+    than rank 0 compact, but do not measure).
+    """
     compacted, plan = sparsifier.compact(masked)
     compacted = compacted.to(device).eval()
     masked_logits, labels = predict(masked, test_batches, device)
     compact_logits, _ = predict(compacted, test_batches, device)
     info = data.info
+    report = {
+        "test_compacted": score(info, labels, predictions(info, compact_logits), data.evaluator),
+        "compaction_max_abs_diff": float((masked_logits - compact_logits).abs().max()),
+        "sparsifier": sparsifier.summary(),
+        "compaction_plan": plan.to_dict(),
+    }
+    if measure:
+        report.update(_measurements(dense, masked, compacted, data, test_batches, device))
+    return compacted, plan, report
+
+
+def _measurements(dense: nn.Module, masked: nn.Module, compacted: nn.Module, data, test_batches,
+                  device) -> dict[str, Any]:
+    """Parameters, FLOPs per graph and measured speed of dense, masked and compacted."""
+    dense = dense.to(device).eval()  # built fresh on the CPU: FLOP counting runs it on test batches
     dense_flops = analytic_flops_per_graph(dense, data.test, FLOP_SAMPLE, device)
     compact_flops = analytic_flops_per_graph(compacted, data.test, FLOP_SAMPLE, device)
     speed = timed_ratio(dense, compacted, test_batches[0], device)
-    report = {
+    return {
         "params": {"dense": count_params(dense)["dense"], "nonzero": count_params(masked)["nonzero"],
                    "compacted": count_params(compacted)["dense"],
                    "compacted_nonzero": count_params(compacted)["nonzero"]},
@@ -61,11 +79,6 @@ def compaction_report(dense: nn.Module, masked: nn.Module, sparsifier: Composite
                             "flop_counter": flop_counter_per_graph(compacted, data.test, FLOP_SAMPLE, device),
                             "flop_counter_dense": flop_counter_per_graph(dense, data.test, FLOP_SAMPLE, device),
                             "graphs_counted": compact_flops["graphs_counted"]},
-        "test_compacted": score(info, labels, predictions(info, compact_logits), data.evaluator),
-        "compaction_max_abs_diff": float((masked_logits - compact_logits).abs().max()),
         "speedup": speed,
         "throughput_graphs_per_s": speed["compacted_graphs_per_s"],
-        "sparsifier": sparsifier.summary(),
-        "compaction_plan": plan.to_dict(),
     }
-    return compacted, plan, report

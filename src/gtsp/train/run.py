@@ -2,12 +2,19 @@
 
 lock the run folder -> load data -> build model -> (attach sparsifier) -> train (or continue the
 checkpoint) -> account -> write results -> print where they are.
+
+Under ``torchrun`` every rank runs this same sequence (:mod:`gtsp.train.distributed`): rank 0
+alone locks the folder, reads the checkpoint (and hands it to the others), measures, and writes
+results and model files; every rank compacts, and ``results.json`` records each rank's digest of
+its compacted model, which must all be equal.
 """
 from __future__ import annotations
 
 import logging
 import math
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from gtsp.models import MODELS, build_model
 from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, model_spec, save_model
 from gtsp.provenance import provenance
 from gtsp.sparsify import build_sparsifier, sparsity_record
+from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
 from gtsp.train.results import accounting, machine, results_table, write_results
 from gtsp.train.run_folder import RunFolder
@@ -53,21 +61,40 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     the last line printed names it and the files it holds.
     """
     cfg.validate()
-    with RunFolder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite) as folder:
-        results = _run_in_folder(cfg, folder, progress)
-        print(f"run folder {folder.out}: {', '.join(folder.contents())}")
+    with distributed.session(resolve_device(cfg.device)) as device, _locked_folder(cfg) as folder:
+        results = _run_in_folder(cfg, folder, device, progress)
+        if folder is not None:
+            print(f"run folder {folder.out}: {', '.join(folder.contents())}")
     return results
 
 
-def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[str, Any]:
-    device = resolve_device(cfg.device)
-    start = folder.start_state(device) if cfg.resume else None
+@contextmanager
+def _locked_folder(cfg: RunConfig) -> Iterator[RunFolder | None]:
+    """The run folder, locked and checked by rank 0 (None on the other ranks, which never write)."""
+    folder = distributed.on_main(RunFolder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite).__enter__)
+    try:
+        yield folder
+    finally:
+        if folder is not None:
+            folder.__exit__(None, None, None)
+
+
+def _start_state(cfg: RunConfig, folder: RunFolder | None, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint a ``--resume`` continues, read by rank 0 and handed to every rank."""
+    if not cfg.resume:
+        return None
+    map_location = device if distributed.world_size() == 1 else "cpu"  # other ranks' devices differ
+    return distributed.broadcast_from_main(distributed.on_main(lambda: folder.start_state(map_location)))
+
+
+def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.device, progress: bool) -> dict[str, Any]:
+    start = _start_state(cfg, folder, device)
     changes = _checked_resume(start, cfg)
     if device.type == "cpu":
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (studies/speed/README.md); --threads raises it
         torch.set_num_threads(cfg.threads)
-    data = prepare_data(cfg)
+    data = distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache, the others read it
     run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.info, **cfg.model_args)
@@ -79,7 +106,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[st
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
                       seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress,
-                      run_info=run_info)
+                      run_info=run_info, unused_parameters=bool(cfg.prune.get("layer")))
     if start is not None:
         trainer.restore(start)
     fit = trainer.fit()
@@ -95,21 +122,37 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder, progress: bool) -> dict[st
         "machine": machine(), "device": str(device),
         "provenance": run_info["resumes"][-1]["provenance"] if run_info["resumes"] else run_info["provenance"],
         "resumes": run_info["resumes"],
+        "distributed": {"ranks": distributed.world_size(), "backend": distributed.backend()},
     }
-    if sparsifier is None:
+    main = distributed.is_main()
+    if sparsifier is None and main:
         results.update(accounting(model, data.test, trainer.test_batches[0], device))
-    else:
+    elif sparsifier is not None:
         dense = build_model(cfg.model, data.info, **cfg.model_args)
-        compacted, plan, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device)
+        compacted, plan, report = compaction_report(dense, model, sparsifier, data, trainer.test_batches, device,
+                                                    measure=main)
         results["metric"]["test_compacted"] = report.pop("test_compacted")
         results.update(report)
-        save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
-                                         extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
-    write_results(out / "results.json", results)
-    if sparsifier is None:
-        save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)), out / MODEL_FILE)
-    print(results_table(results))
+        results["distributed"]["compacted_sha256"] = _compacted_digests(compacted)
+        if main:
+            save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
+                                             extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
+    if main:
+        write_results(out / "results.json", results)
+        if sparsifier is None:
+            save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)),
+                       out / MODEL_FILE)
+        print(results_table(results))
     return results
+
+
+def _compacted_digests(compacted: torch.nn.Module) -> list[str]:
+    """Every rank's digest of its compacted model, in rank order (one entry in one process)."""
+    digests = distributed.all_gather(distributed.state_digest(compacted))
+    if len(set(digests)) > 1:
+        log.error("the ranks compacted to different models (digests %s): a sparsifier decided on statistics "
+                  "that were not reduced across ranks", ", ".join(d[:12] for d in digests))
+    return digests
 
 
 def _spec_extra(cfg: RunConfig, info) -> dict[str, Any]:

@@ -15,9 +15,16 @@ Each epoch appends one JSON line to ``metrics.jsonl``: training loss and metric 
 training batches' predictions as they were made), validation metric and loss, test metric,
 learning rate. The best epoch is the one with the best validation metric; ties go to the lower
 validation loss, then to the later epoch (a tiny validation split often ties at the top).
+
+Under ``torchrun`` (:mod:`gtsp.train.distributed`) each rank trains on its share of every batch
+through ``DistributedDataParallel``; every rank's loss is weighted by its share of the batch's
+labels, so the averaged gradient is the one of the whole batch's mean loss. Evaluation splits
+the batches between ranks and gathers the predictions, so metrics are those of the whole split.
+Rank 0 alone writes checkpoints and ``metrics.jsonl``.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -30,11 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch_geometric.data import Batch
 from tqdm import tqdm
 
 from gtsp.data.batching import eval_batches, train_loader
+from gtsp.data.info import DatasetInfo
 from gtsp.data.registry import GraphDataset
 from gtsp.errors import GtspError
+from gtsp.train import distributed
 from gtsp.train.metrics import predictions, score, task_loss
 from gtsp.train.run_folder import CHECKPOINT, METRICS, atomic_write_text, load_checkpoint, save_checkpoint
 from gtsp.train.schedule import warmup_cosine
@@ -69,20 +79,24 @@ class Trainer:
         out: run folder (checkpoint, ``metrics.jsonl``).
         epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed: the usual.
         bucket_pool: batches per size-sorted pool of the training sampler (1 = no bucketing).
-        device: ``torch.device`` to train on.
+        device: ``torch.device`` to train on (this rank's, under torchrun).
         hooks: optional sparsifier following the protocol in the module docstring.
         progress: show a progress bar.
         run_info: what the run is (config, provenance, resumes), saved in every checkpoint as ``"run"``.
+        unused_parameters: some parameters may get no gradient on a step (layer pruning skips layers);
+            data-parallel training must then look for them (:func:`gtsp.train.distributed.wrap`).
     """
 
     def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
                  lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
                  bucket_pool: int = 1, device: torch.device = torch.device("cpu"), hooks: Any = None,
-                 progress: bool = True, run_info: dict[str, Any] | None = None) -> None:
+                 progress: bool = True, run_info: dict[str, Any] | None = None,
+                 unused_parameters: bool = False) -> None:
         self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
         self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
-        self.lr, self.run_info = lr, run_info or {}
-        self.loader = train_loader(data.train, batch_size, seed, bucket_pool)
+        self.lr, self.run_info, self.seed = lr, run_info or {}, seed
+        self.train_model = distributed.wrap(self.model, device, unused_parameters)  # the model itself if alone
+        self.loader = train_loader(data.train, batch_size, seed, bucket_pool)  # global batches
         self.valid_batches = eval_batches(data.valid, batch_size)
         self.test_batches = eval_batches(data.test, batch_size)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -95,7 +109,9 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write the whole training state atomically; the previous checkpoint is kept as a fallback."""
+        """Write the whole training state atomically (rank 0); the previous checkpoint is kept as a fallback."""
+        if not distributed.is_main():
+            return
         save_checkpoint(self.out, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "trainer": self.state, "best_model": self.best_model_state,
@@ -138,20 +154,25 @@ class Trainer:
         """Train the remaining epochs (all, or those after the checkpoint with ``resume``)."""
         if resume and not self.load_checkpoint():
             log.warning("--resume: no checkpoint in %s, starting from scratch", self.out)
-        # metrics.jsonl holds exactly the epochs of the state trained from: none lost, none repeated
-        atomic_write_text(self.out / METRICS, "".join(json.dumps(r) + "\n" for r in self.state["history"]))
+        main = distributed.is_main()
+        if main:
+            # metrics.jsonl holds exactly the epochs of the state trained from: none lost, none repeated
+            atomic_write_text(self.out / METRICS, "".join(json.dumps(r) + "\n" for r in self.state["history"]))
         bar = tqdm(total=self.epochs, initial=self.state["epoch"], desc="train", unit="epoch",
-                   disable=not self.progress, dynamic_ncols=True)
-        with bar, open(self.out / METRICS, "a") as metrics_file:
+                   disable=not (self.progress and main), dynamic_ncols=True)
+        with bar, open(self.out / METRICS, "a") if main else contextlib.nullcontext() as metrics_file:
             for epoch in range(self.state["epoch"] + 1, self.epochs + 1):
                 record = self._run_epoch(epoch)
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-                bar.write(json.dumps(record))
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                if main:
+                    bar.write(json.dumps(record))
                 bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val']:.4f}")
                 bar.update(1)
         if self.best_model_state is not None:
             self.model.load_state_dict(self.best_model_state)
+        distributed.unwrap(self.model)
         s = self.state
         return FitResult(s["best_epoch"], s["best_val"], s["best_test"], s["train_seconds"],
                          s["epoch_seconds"], s["history"])
@@ -178,32 +199,56 @@ class Trainer:
         return record
 
     def _train_one_epoch(self, epoch: int) -> tuple[float, float]:
-        """Mean training loss and the metric of the predictions made on the training batches."""
-        self.model.train()
-        self.loader.batch_sampler.set_epoch(epoch)
+        """Mean training loss and the metric of the predictions made on the training batches (all ranks')."""
+        self.train_model.train()
+        sampler = self.loader.batch_sampler
+        sampler.set_epoch(epoch)
+        if distributed.world_size() > 1:
+            distributed.seed_epoch(self.seed, epoch)
         total, graphs, all_logits, all_labels = 0.0, 0, [], []
-        for batch in self.loader:
-            batch = batch.to(self.device)
-            logits = self.model(batch)
-            loss = task_loss(self.data.info, logits, batch.y)
+        for indices in sampler:
+            mine, padding = distributed.shard(indices)
+            batch = Batch.from_data_list([self.data.train[i] for i in mine]).to(self.device)
+            logits = self.train_model(batch)
+            task = task_loss(self.data.info, logits, batch.y)
             extra = self._hook("extra_loss")
-            if extra is not None:
-                loss = loss + extra
-            if not torch.isfinite(loss):
-                raise GtspError(self._nan_message(loss.item(), epoch))
+            loss = task if extra is None else task + extra
+            weight = self._shard_weight(batch, padding, loss, epoch)
+            objective = task if weight == 1.0 else task * weight
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (objective if extra is None else objective + extra).backward()
             if self.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             self.state["step"] += 1
             self._hook("on_step", self.state["step"])
-            total += loss.item() * batch.num_graphs
-            graphs += batch.num_graphs
-            all_logits.append(logits.detach())
-            all_labels.append(batch.y)
-        return total / graphs, self._score(torch.cat(all_logits).float().cpu(), torch.cat(all_labels).cpu())
+            if not padding:
+                total += loss.item() * batch.num_graphs
+                graphs += batch.num_graphs
+                all_logits.append(logits.detach().float().cpu())
+                all_labels.append(batch.y.cpu())
+        total, graphs = distributed.sum_over_ranks([total, graphs], self.device)
+        parts = distributed.all_gather((all_logits, all_labels))
+        logits = torch.cat([t for part_logits, _ in parts for t in part_logits])
+        labels = torch.cat([t for _, part_labels in parts for t in part_labels])
+        return total / graphs, self._score(logits, labels)
+
+    def _shard_weight(self, batch: Batch, padding: bool, loss: torch.Tensor, epoch: int) -> float:
+        """The factor on this rank's mean task loss that makes the gradient averaged over ranks the one
+        of the mean loss over the whole batch: ``ranks * labels here / labels in the batch`` (1 in
+        one process); stops every rank when the loss of any rank is not finite."""
+        ranks = distributed.world_size()
+        if ranks == 1:
+            if not torch.isfinite(loss):
+                raise GtspError(self._nan_message(loss.item(), epoch))
+            return 1.0
+        here = 0.0 if padding else _label_count(self.data.info, batch)
+        finite = bool(torch.isfinite(loss))
+        labels, broken = distributed.sum_over_ranks([here, 0.0 if finite else 1.0], self.device)
+        if broken:
+            raise GtspError(self._nan_message(loss.item() if not finite else float("nan"), epoch))
+        return ranks * here / labels if labels else 0.0
 
     def _nan_message(self, value: float, epoch: int) -> str:
         """The NaN stop: what happened, the two settings that help, and how to continue."""
@@ -225,8 +270,8 @@ class Trainer:
         return score(self.data.info, labels, predictions(self.data.info, logits), self.data.evaluator)
 
     def predict(self, batches_and_order) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels in the split's original order."""
-        return predict(self.model, batches_and_order, self.device)
+        """Logits and labels in the split's original order (the batches shared out between ranks)."""
+        return predict(self.model, batches_and_order, self.device, sharded=True)
 
     def _is_better(self, val: float, val_loss: float) -> bool:
         """A better validation metric; on a tie, a validation loss at least as low (later epochs win ties)."""
@@ -242,12 +287,28 @@ class Trainer:
         return method(*args) if method is not None else None
 
 
+def _label_count(info: DatasetInfo, batch: Batch) -> float:
+    """How many terms the mean task loss of ``batch`` averages: graphs, or known labels (multi-task)."""
+    if info.task == "multiclass":
+        return float(batch.num_graphs)
+    return float((~torch.isnan(batch.y.float())).sum())
+
+
 @torch.no_grad()
-def predict(model: nn.Module, batches_and_order, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of ``model`` over pre-collated ``(batches, order)``, in the split's original order."""
+def predict(model: nn.Module, batches_and_order, device: torch.device,
+            sharded: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of ``model`` over pre-collated ``(batches, order)``, in the split's original order.
+
+    ``sharded``: under torchrun each rank runs every ``ranks``-th batch and the logits are gathered,
+    so every rank returns those of the whole split.
+    """
     batches, order = batches_and_order
     model.eval()
-    logits = torch.cat([model(b.to(device)).float().cpu() for b in batches])
+    positions = distributed.rank_share(len(batches)) if sharded else range(len(batches))
+    mine = {i: model(batches[i].to(device)).float().cpu() for i in positions}
+    if sharded and distributed.world_size() > 1:
+        mine = {i: part[i] for part in distributed.all_gather(mine) for i in part}
+    logits = torch.cat([mine[i] for i in range(len(batches))])
     labels = torch.cat([b.y.cpu() for b in batches])
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(order.numel())
