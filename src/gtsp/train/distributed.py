@@ -209,6 +209,29 @@ def wrap(model: nn.Module, device: torch.device, unused_parameters: bool = False
                                    find_unused_parameters=unused_parameters)
 
 
+@torch.no_grad()
+def average_buffers(model: nn.Module) -> None:
+    """Replace every floating-point buffer of ``model`` by its mean over the ranks (in place).
+
+    Called at each epoch's end, before rank 0 writes the checkpoint: statistics a sparsifier
+    accumulates per rank between two decisions (head scores, dense weight gradients) then equal
+    what every rank holds, so a resumed run (on any number of ranks) continues from the state the
+    uninterrupted one had. Their later reduction before a decision is a mean, which this does not
+    change; buffers already equal on every rank (masks, gates, batch-norm statistics) stay so.
+    """
+    if world_size() == 1:
+        return
+    buffers = [b for b in model.buffers() if b.is_floating_point()]
+    if buffers:
+        flat = torch.cat([b.reshape(-1).double() for b in buffers])
+        dist.all_reduce(flat)
+        flat /= world_size()
+        offset = 0
+        for buffer in buffers:
+            buffer.copy_(flat[offset:offset + buffer.numel()].view_as(buffer))
+            offset += buffer.numel()
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """Undo :func:`wrap` on the underlying ``model`` (plain batch norm again), in place."""
     if world_size() > 1:
