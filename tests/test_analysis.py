@@ -205,6 +205,14 @@ def test_analyze_a_token_head_and_layer_pruned_mutag_run(cache_root, tmp_path):
     assert [i for i, gone in enumerate(layers["removed"]) if gone] == sorted(set(range(4)) - set(plan["kept_layers"]))
     tokens = json.loads((out / "kept_tokens.json").read_text())
     assert all(0.0 < layer["mean"] <= 1.0 for layer in tokens["fractions"].values())
+    # an exported file has no checkpoint: its kept heads are analysed under their original indices
+    exported = tmp_path / "model.safetensors"
+    assert main(["export", str(run_dir), "--out", str(exported)]) == 0
+    assert main(["analyze", str(exported), "--out", str(tmp_path / "file"), "--graphs", "4",
+                 "--cache-root", str(cache_root)]) == 0
+    delivered = json.loads((tmp_path / "file" / "heads.json").read_text())
+    assert delivered["model"] == "delivered"
+    assert {(h["layer"], h["head"]) for h in delivered["heads"]} == kept
 
 
 def test_padded_batch_rule_keeps_whole_small_graphs():

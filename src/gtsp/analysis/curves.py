@@ -69,7 +69,8 @@ def analyse_curves(runs: list[Path], out: Path) -> list[Path]:
     colours = [f"C{i % 10}" for i in range(len(curves))]
     for curve, colour in zip(curves, colours):
         ax_metric.plot(curve.epochs, curve.train, color=colour, linewidth=1.4, label=f"{curve.label} train")
-        ax_metric.plot(curve.epochs, curve.test, color=colour, linewidth=1.2, linestyle="--", label=f"{curve.label} test")
+        ax_metric.plot(curve.epochs, curve.test, color=colour, linewidth=1.2, linestyle="--",
+                       label=f"{curve.label} test")
         ax_gap.plot(curve.epochs, [a - b for a, b in zip(curve.train, curve.test)], color=colour, label=curve.label)
     metric = curves[0].metric
     ax_metric.set(xlabel="epoch", ylabel=metric, title=f"Training (solid) and test (dashed) {metric}")

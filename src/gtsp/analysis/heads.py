@@ -101,8 +101,9 @@ def analyse_heads(capture: Capture, labels: list[HeadLabel], model: str, out: Pa
                      cmap="magma", annotate=len(labels) <= 16)
     _layer_boundaries(ax, labels)
     figure.colorbar(image, ax=ax, shrink=0.8, label="JS distance (0 = same attention)")
-    numbers = {"distance": DISTANCE, "model": model, "heads": [asdict(label) | {"label": label.text} for label in labels],
-               "matrix": distance.tolist(), **head_summary(distance, labels)}
+    heads = [asdict(label) | {"label": label.text} for label in labels]
+    numbers = {"distance": DISTANCE, "model": model, "heads": heads, "matrix": distance.tolist(),
+               **head_summary(distance, labels)}
     return write_outputs(out, "heads", figure, numbers)
 
 

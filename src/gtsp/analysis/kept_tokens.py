@@ -112,7 +112,8 @@ def _draw_fractions(fractions: list[list[float]], layers: list[str], subject: Su
         ax.hist(values, bins=BINS, histtype="step", linewidth=1.5, label=f"{layer} (mean {np.mean(values):.2f})")
     token = subject.plan.token or {}
     if "ratio" in token:
-        ax.axvline(1 - float(token["ratio"]), color="0.3", linestyle=":", label=f"1 - ratio = {1 - float(token['ratio']):.2f}")
+        kept = 1 - float(token["ratio"])
+        ax.axvline(kept, color="0.3", linestyle=":", label=f"1 - ratio = {kept:.2f}")
     ax.set_xlabel("fraction of a graph's node tokens kept")
     ax.set_ylabel("test graphs")
     ax.set_title(f"Kept token fraction over the test split ({len(fractions[0]) if fractions else 0} graphs, "
