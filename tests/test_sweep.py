@@ -63,7 +63,7 @@ def test_grid_names_values_and_configs(tmp_path):
     ({"grid": {"seed": []}, "out": "o"}, "grid axis seed is empty"),
     ({"grid": {"seed": 3}, "out": "o"}, "grid axis seed must be a list of values"),
     ({"grid": {}, "out": "o"}, "grid: is missing or empty"),
-    ({"grid": {"seed.x": [1]}, "out": "o"}, "only ['model_args', 'prune', 'prune_args'] have keys inside"),
+    ({"grid": {"seed.x": [1]}, "out": "o"}, "only ['model_args', 'prune', 'prune_args', 'budget'] have keys inside"),
     ({"grid": {"prune": [0.5]}, "out": "o"}, "grid axis prune takes whole mappings"),
     ({"grid": {"prune": [{}], "prune.head": [0.5]}, "out": "o"}, "grid axes prune and prune.head overlap"),
     ({"grid": {"seed": [1, 1]}, "out": "o"}, "grid axis seed repeats a value"),

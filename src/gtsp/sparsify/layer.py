@@ -25,6 +25,7 @@ computes exactly what the compacted one does.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,8 @@ from torch import Tensor, nn
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
 from gtsp.sparsify.sync import sum_across_ranks
+
+log = logging.getLogger("gtsp.sparsify")
 
 CRITERIA = ("cosine", "cka")
 
@@ -169,8 +172,14 @@ class LayerSparsifier(Sparsifier):
 
     def on_epoch_end(self, epoch: int) -> None:
         self._collect(self.model)
-        if self.prune_epoch is not None and epoch == self.prune_epoch and self.removed is None:
-            self.mask(self.model)
+        if self.prune_epoch is None or epoch < self.prune_epoch or self.removed is not None:
+            return
+        unscored = [i for i, score in enumerate(self.scores[self.criterion]) if score is None]
+        if unscored:  # LayerDrop skipped them in every batch so far (few batches per epoch)
+            log.info("layer pruning: layers %s have not run in training yet; choosing after the next epoch",
+                     unscored)
+            return
+        self.mask(self.model)
 
     def selectable(self, epoch: int) -> bool:
         # Only a model evaluated with the chosen layers skipped is the model compaction yields.

@@ -174,6 +174,9 @@ class Trainer:
             self.model.load_state_dict(self.best_model_state)
         distributed.unwrap(self.model)
         s = self.state
+        if s["best_val"] is None:
+            raise GtspError(f"none of the {self.epochs} epochs evaluated the final pruned model (the pruning "
+                            "schedule had not ended), so there is no model to report: raise --epochs")
         return FitResult(s["best_epoch"], s["best_val"], s["best_test"], s["train_seconds"],
                          s["epoch_seconds"], s["history"])
 
@@ -185,6 +188,7 @@ class Trainer:
         # Ask before on_epoch_end: a mask chosen there was not part of the model just evaluated.
         selectable = self._hook("selectable", epoch) is not False
         self._hook("on_epoch_end", epoch)
+        distributed.average_buffers(self.model)  # rank 0's checkpoint then holds every rank's state
         s = self.state
         if selectable and self._is_better(val, val_loss):
             s["best_epoch"], s["best_val"], s["best_val_loss"], s["best_test"] = epoch, val, val_loss, test
