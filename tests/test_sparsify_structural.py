@@ -415,3 +415,25 @@ def test_the_epoch_that_chooses_layers_is_not_selectable() -> None:
     # the kept layers fine-tune without LayerDrop (finetune_drop_prob=0), the removed ones never run
     assert [layer.skip for layer in model.layers].count(True) == 2
     assert {layer.drop_prob for layer in model.layers} == {0.0}
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "topk"])
+def test_joint_heads_settle_by_the_time_the_weight_densities_are_final(mode: str) -> None:
+    from gtsp.sparsify.weight import WeightSparsifier
+
+    epochs, steps = 20, 10
+    options = {"mode": mode, "update_every": 10} | ({"prune_epoch": 18} if mode == "topk" else {})
+    alone = HeadSparsifier(0.5, **options)
+    alone.schedule(epochs, steps)
+    joint = CompositeSparsifier([HeadSparsifier(0.5, **options), WeightSparsifier(0.5, update_every=3)])
+    joint.schedule(epochs, steps)
+    weight, head = joint.members  # hook order: weight first
+    end = weight.final_epoch()
+    assert end is not None and 0 < end < epochs - 2
+    if mode == "dynamic":  # alone: head updates run to 90% of training; joint: to the weights' end
+        assert alone.last_update_step == 180 and head.last_update_step == end * steps
+    else:
+        assert alone.prune_epoch == 18 and head.prune_epoch == end
+        head.pruned = True  # as on_epoch_end(end) leaves it
+    # every epoch from the weights' end on shows the final architecture to model selection
+    assert all(joint.selectable(e) for e in range(end, epochs + 1)) and not joint.selectable(end - 1)

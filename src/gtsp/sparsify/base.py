@@ -76,6 +76,14 @@ class Sparsifier:
         """Told by the runner before training, so step-based schedules can be laid out in epochs."""
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
 
+    def final_epoch(self) -> int | None:
+        """The epoch after which this sparsifier's masks no longer change (None: it has no schedule)."""
+        return None
+
+    def settle_by(self, epoch: int) -> None:
+        """Make every structural decision by the end of ``epoch`` at the latest (joint runs call this,
+        so the architecture is final when the last density is); nothing to do by default."""
+
     def extra_loss(self) -> Tensor | None:
         return None
 

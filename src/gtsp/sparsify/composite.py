@@ -36,8 +36,15 @@ class CompositeSparsifier(Sparsifier):
         return model
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:
+        """Each member's schedule, with structural decisions (heads) settled by the time the last
+        gradual density (weights, neurons) is final, so the selectable epochs, those whose model
+        is the final architecture, are as many as the gradual schedules allow."""
         for member in self.members:
             member.schedule(epochs, steps_per_epoch)
+        ends = [end for end in (m.final_epoch() for m in self.members) if end is not None]
+        if ends:
+            for member in self.members:
+                member.settle_by(max(ends))
 
     def extra_loss(self) -> Tensor | None:
         terms = [t for t in (m.extra_loss() for m in self.members) if t is not None]

@@ -159,6 +159,13 @@ class HeadSparsifier(Sparsifier):
         if self.prune_epoch is None:
             self.prune_epoch = max(1, epochs // 2)
 
+    def settle_by(self, epoch: int) -> None:
+        if self.mode == "topk":
+            self.prune_epoch = min(self.prune_epoch, epoch)
+            return
+        last = epoch * self.steps_per_epoch // self.update_every * self.update_every
+        self.last_update_step = last if self.last_update_step is None else min(self.last_update_step, last)
+
     def on_step(self, step: int) -> None:
         if self.mode != "dynamic" or step % self.update_every:
             return

@@ -125,3 +125,6 @@ class GradualSparsifier(Sparsifier):
 
     def selectable(self, epoch: int) -> bool:
         return self.cubic is None or epoch >= self.cubic.end_epoch
+
+    def final_epoch(self) -> int | None:
+        return None if self.cubic is None else self.cubic.end_epoch
