@@ -36,7 +36,7 @@ BAD_TYPES = {
     "device": (0, "is not a text"), "folds": ("ten", "is not an integer"), "fold": ([], "is not an integer"),
     "resume": ("yes please", "is not true or false"), "overwrite": (1, "is not true or false"),
     "model_args": ([1], "is not a mapping"), "prune": ("head", "is not a mapping"),
-    "prune_args": (["layer"], "is not a mapping"),
+    "prune_args": (["layer"], "is not a mapping"), "budget": ("flops=0.5", "is not a mapping"),
 }
 
 

@@ -78,6 +78,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--prune-arg", action="append", default=[], metavar="DIM.KEY=VALUE",
                    help="a sparsifier option, e.g. --prune-arg layer.criterion=cka (repeatable; "
                         "same as prune_args in YAML)")
+    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's counted "
+                   "FLOPs) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
+                   "trials=N (proxy runs, default 6), proxy_epochs=N (default a tenth of --epochs, at least 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -155,13 +158,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         cfg = merge(cfg, load_yaml(args.config))
     flags = {k: v for k, v in vars(args).items()
-             if v is not None and k in RunConfig.__dataclass_fields__ and k not in ("model_args", "prune")}
+             if v is not None and k in RunConfig.__dataclass_fields__ and k not in ("model_args", "prune", "budget")}
     model_args = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None}
     for item in args.model_arg:
         model_args.update({k: _yaml_value(v) for k, v in _parse_pairs(item, "--model-arg").items()})
     overrides = {**flags, "model_args": model_args}
     if getattr(args, "prune", None):
         overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
+    if getattr(args, "budget", None):
+        overrides["budget"] = {k: _yaml_value(v) for k, v in _parse_pairs(args.budget, "--budget").items()}
     if getattr(args, "prune_arg", None):
         overrides["prune_args"] = _prune_args(args.prune_arg)
     return merge(cfg, overrides)

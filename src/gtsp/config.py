@@ -46,6 +46,7 @@ class RunConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     prune: dict[str, float] = field(default_factory=dict)
     prune_args: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "RunConfig":
         """Check every field, turn YAML-1.1 number strings into numbers (in place), return self.
@@ -64,6 +65,7 @@ class RunConfig:
         self.model_args = check_model_args(self.model, self.model_args)
         self.prune = check_prune(self.prune)
         check_prune_args(self.prune, self.prune_args)
+        _check_budget(self.budget, self.prune)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,6 +172,14 @@ def check_prune(prune: dict[str, Any]) -> dict[str, float]:
                             "e.g. 0.5 keeps half")
         checked[dimension] = float(number)
     return checked
+
+
+def _check_budget(budget: dict[str, Any], prune: dict[str, float]) -> None:
+    from gtsp.budget import check_budget
+
+    if check_budget(budget) is not None and any(prune.values()):
+        raise GtspError(f"--budget chooses the pruning ratios itself, but --prune {prune} was given too: "
+                        "drop one of them")
 
 
 def check_prune_args(prune: dict[str, float], prune_args: dict[str, Any]) -> None:

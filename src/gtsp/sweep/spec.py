@@ -34,7 +34,7 @@ from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.errors import GtspError
 
 SWEEP_KEYS = ("name", "out", "retries", "base", "grid")
-DICT_FIELDS = ("model_args", "prune", "prune_args")
+DICT_FIELDS = ("model_args", "prune", "prune_args", "budget")
 SET_BY_SWEEP = ("out", "resume")  # every point runs in its own folder with --resume
 RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from gtsp.budget import choice as budget_choice
 from gtsp.config import RunConfig, check_resume
 from gtsp.data.registry import GraphDataset, load_dataset
 from gtsp.errors import GtspError
@@ -89,12 +90,18 @@ def _start_state(cfg: RunConfig, folder: RunFolder | None, device: torch.device)
 
 def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.device, progress: bool) -> dict[str, Any]:
     start = _start_state(cfg, folder, device)
+    choice = budget_choice.saved_choice(cfg)  # a resumed budget run trains what its search chose
+    if choice is not None:
+        budget_choice.apply_choice(cfg, choice)
     changes = _checked_resume(start, cfg)
     if device.type == "cpu":
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (studies/speed/README.md); --threads raises it
         torch.set_num_threads(cfg.threads)
     data = distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache, the others read it
+    if cfg.budget and choice is None:
+        choice = budget_choice.search_choice(cfg, data, run_fn=lambda proxy: run(proxy, progress=False))
+        budget_choice.apply_choice(cfg, choice)
     run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
     model = build_model(cfg.model, data.info, **cfg.model_args)
@@ -137,6 +144,8 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         if main:
             save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
                                              extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
+    if choice is not None:
+        results["budget"] = budget_choice.achieved(choice, results)
     if main:
         write_results(out / "results.json", results)
         if sparsifier is None:

@@ -1,0 +1,101 @@
+"""Budget mode: ratios chosen by gtsp under a FLOPs or latency budget, on tiny MUTAG models."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gtsp.budget import check_budget
+from gtsp.budget.cost import flops_candidates, structural_model
+from gtsp.budget.search import first_trials, shortlist
+from gtsp.cli import main
+from gtsp.errors import GtspError
+
+TINY = ["--dataset", "MUTAG", "--hidden", "16", "--layers", "2", "--heads", "2", "--epochs", "3",
+        "--batch-size", "32", "--warmup-epochs", "1", "--device", "cpu", "--quiet"]
+
+
+@pytest.mark.parametrize("budget,phrase", [
+    ({"flops": 1.5}, "is not a fraction in (0, 1)"), ({"flops": 0.5, "latency": 0.5}, "exactly one cost"),
+    ({"speed": 0.5}, "unknown budget entries ['speed']"), ({"flops": 0.5, "trials": 0}, "trials=0"),
+    ({"trials": 3}, "exactly one cost"), ({"flops": 0.5, "proxy_epochs": 2}, "integer >= 3"), ({"latency": "half"}, "is not a fraction"),
+])
+def test_bad_budgets_are_refused_with_the_fix(budget, phrase):
+    with pytest.raises(GtspError) as err:
+        check_budget(budget)
+    assert phrase in str(err.value) and "e.g." in str(err.value)
+
+
+def test_budget_and_explicit_ratios_contradict(tmp_path, cache_root, capsys):
+    assert main(["train", *TINY, "--model", "gps", "--budget", "flops=0.5", "--prune", "head=0.5",
+                 "--out", str(tmp_path / "run"), "--cache-root", str(cache_root)]) == 2
+    assert "drop one of them" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mutag(cache_root):
+    from gtsp.train.run import prepare_data
+    from gtsp.config import RunConfig
+
+    return prepare_data(RunConfig(dataset="MUTAG", model="gps", cache_root=str(cache_root)).validate())
+
+
+def test_prices_are_the_counted_flops_of_the_compacted_architecture(mutag):
+    from gtsp.accounting.flops import analytic_flops_per_graph
+
+    hparams = {"hidden": 16, "layers": 2, "heads": 2}
+    candidates = flops_candidates("gps", mutag.info, hparams, mutag.valid)
+    by_label = {c.label: c.cost for c in candidates}
+    assert by_label["dense"] == pytest.approx(1.0)
+    dense = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {}), mutag.valid, 16)["pruned"]
+    layer = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {"layer": 0.5}), mutag.valid,
+                                     16)["pruned"]
+    assert by_label["layer=0.5"] == pytest.approx(layer / dense)
+    assert by_label["head=0.5,weight=0.5"] < by_label["head=0.5"] < 1.0  # weights priced on top of structure
+    short = shortlist(candidates, 0.5)
+    assert short and all(0.35 <= c.cost <= 0.5 for c in short)
+    singles = [c for c in first_trials(short) if len(c.ratios) == 1]
+    assert singles and all(c in short for c in first_trials(short))
+    with pytest.raises(GtspError, match="raise the budget"):
+        shortlist(candidates, 0.001)
+
+
+@pytest.mark.parametrize("model", ["gps", "graphtrans", "graphormer"])
+def test_flops_budget_yields_a_compacted_model_within_it(model, tmp_path, cache_root):
+    out = tmp_path / model
+    assert main(["train", *TINY, "--model", model, "--budget", "flops=0.5,trials=2,proxy_epochs=3",
+                 "--out", str(out), "--cache-root", str(cache_root)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    budget = results["budget"]
+    assert budget["chosen"] == results["config"]["prune"] and budget["chosen"]
+    assert budget["predicted_cost"] <= 0.5 and len(budget["trials"]) == 2
+    flops = results["flops_per_graph"]
+    assert budget["measured_cost"] == pytest.approx(flops["pruned"] / flops["dense"])
+    assert budget["measured_cost"] <= 0.5 * 1.02 and budget["within_budget"] in (True, False)
+    assert len(list((out / "budget").glob("proxy-*/results.json"))) == 2
+
+
+def test_latency_budget_prunes_only_structure_and_reports_the_measured_share(tmp_path, cache_root):
+    out = tmp_path / "latency"
+    assert main(["train", *TINY, "--model", "gps", "--budget", "latency=0.6,trials=1,proxy_epochs=3",
+                 "--out", str(out), "--cache-root", str(cache_root)]) == 0
+    budget = json.loads((out / "results.json").read_text())["budget"]
+    assert "weight" not in budget["chosen"] and budget["predicted_cost"] <= 0.6
+    assert 0.0 < budget["measured_cost"] < 1.0  # the compacted model measured faster than dense
+
+
+def test_a_resumed_budget_run_trains_the_saved_choice_without_searching_again(tmp_path, cache_root):
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "--model", "gps", "--budget", "flops=0.5,trials=1,proxy_epochs=3", "--out", str(out),
+            "--cache-root", str(cache_root)]
+    assert main(argv) == 0
+    first = json.loads((out / "results.json").read_text())
+    (out / "results.json").unlink()
+    proxies = {p: p.stat().st_mtime_ns for p in (out / "budget").glob("proxy-*/results.json")}
+    assert main([*argv, "--resume"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["budget"]["chosen"] == first["budget"]["chosen"] == again["config"]["prune"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "budget").glob("proxy-*/results.json")} == proxies
+    other = [a if a != "flops=0.5,trials=1,proxy_epochs=3" else "flops=0.4,trials=1,proxy_epochs=3" for a in argv]
+    (out / "results.json").unlink()
+    assert main([*other, "--resume"]) == 2  # another budget does not reuse this search
