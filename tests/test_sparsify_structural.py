@@ -437,3 +437,66 @@ def test_joint_heads_settle_by_the_time_the_weight_densities_are_final(mode: str
         head.pruned = True  # as on_epoch_end(end) leaves it
     # every epoch from the weights' end on shows the final architecture to model selection
     assert all(joint.selectable(e) for e in range(end, epochs + 1)) and not joint.selectable(end - 1)
+
+
+# ---- adaptive token keeping -------------------------------------------------------------------------
+def test_adaptive_selector_keeps_the_positively_scored_tokens_of_each_graph() -> None:
+    torch.manual_seed(0)
+    selector = TokenSelector(8, ratio=0.5, rule="adaptive").eval()
+    x = torch.randn(3, 20, 8)
+    mask = torch.arange(20).unsqueeze(0) < torch.tensor([[4], [20], [9]])
+    with torch.no_grad():
+        scores = selector.scorer(x).squeeze(-1)
+        index, kept, gate = selector(x, mask)
+    positive = ((scores > 0) & mask).sum(1)
+    assert kept.sum(1).tolist() == positive.clamp(min=1).tolist()  # each graph its own count, at least 1
+    assert index.size(1) == int(positive.clamp(min=1).max())  # the layout is as wide as the widest keep
+    assert mask.gather(1, index)[kept].all() and torch.equal(gate, kept.float())
+    chosen = scores.gather(1, index)
+    assert all((chosen[g][kept[g]] > 0).all() for g in range(3) if positive[g] > 0)
+    assert len(set((kept.sum(1).double() / mask.sum(1)).tolist())) > 1  # graphs keep different shares
+    assert selector.kept_histogram.sum() == 3 and selector.kept_tokens == kept.sum()
+
+
+def test_adaptive_penalty_pulls_the_mean_keep_probability_to_the_target() -> None:
+    model = make_model("gps")
+    sparsifier = TokenSparsifier(0.75, rule="adaptive", penalty=10.0)
+    sparsifier.prepare(model)
+    batch = batch_of("gps", seed=3)
+    scorers = [s.scorer for s in selectors_of(model)]
+    optimizer = torch.optim.SGD([p for s in scorers for p in s.parameters()], lr=0.5)
+    model.train()
+    means = []
+    for _ in range(30):
+        model(batch)
+        means.append(float(torch.stack([s.soft_keep for s in selectors_of(model)]).mean()))
+        loss = sparsifier.extra_loss()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        assert all(s.soft_keep is None for s in selectors_of(model))  # the graph is not held past the step
+    assert abs(means[-1] - 0.25) < abs(means[0] - 0.25) and abs(means[-1] - 0.25) < 0.1
+    model.eval()
+    with torch.no_grad():
+        model(batch)
+    histogram = sparsifier.summary()["kept_fraction_histogram"]
+    assert sum(histogram["graph_layers"]) == len(SIZES) * 2 and len(histogram["edges"]) == 11
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_adaptive_token_compaction_computes_what_the_masked_model_computed(name: str) -> None:
+    model = make_model(name)
+    sparsifier = TokenSparsifier(0.5, rule="adaptive")
+    sparsifier.prepare(model)
+    train_steps(model, sparsifier, batch_of(name, seed=10))
+    batch = batch_of(name)
+    model.eval()
+    with torch.no_grad():
+        masked = model(batch)
+        compacted, plan = sparsifier.compact(model)
+        out = compacted.eval()(batch)
+    assert plan.token["rule"] == "adaptive" and torch.equal(out, masked)
+
+
+def selectors_of(model) -> list[TokenSelector]:
+    return [m for m in model.modules() if isinstance(m, TokenSelector)]

@@ -38,20 +38,26 @@ class TokenSparsifier(Sparsifier):
         tau: Gumbel-Softmax temperature of the training-time sample.
         rule: how many tokens each graph keeps: ``"per_graph"`` (gtsp: ``ceil((1 - ratio) * n_i)``
             of each graph's own ``n_i`` nodes) or ``"padded_batch"`` (the authors' released code:
-            one ``k`` from the padded batch length, so a small graph may keep all its nodes).
+            one ``k`` from the padded batch length, so a small graph may keep all its nodes) or
+            ``"adaptive"`` (each graph keeps the tokens its scorer rates positive; ``ratio`` is then
+            the mean removed share, held by a penalty on the mean keep probability).
+        penalty: weight of that penalty, ``penalty * |mean keep probability - (1 - ratio)|``
+            per attention layer (``"adaptive"`` only).
 
     ``compact(model)`` returns a copy with its selectors (nothing to fold), and its plan.
     """
 
     dimension = "token"
 
-    def __init__(self, ratio: float, tau: float = 1.0, rule: str = "per_graph") -> None:
+    def __init__(self, ratio: float, tau: float = 1.0, rule: str = "per_graph", penalty: float = 1.0) -> None:
         super().__init__(ratio)
         if not tau > 0:
             raise GtspError(f"token pruning temperature tau={tau} must be positive, e.g. 1.0")
         if rule not in RULES:
             raise GtspError(f"unknown token rule {rule!r}: choose {' or '.join(RULES)}")
-        self.tau, self.rule = float(tau), rule
+        if not penalty >= 0:
+            raise GtspError(f"token pruning penalty={penalty} must be >= 0, e.g. 1.0")
+        self.tau, self.rule, self.penalty = float(tau), rule, float(penalty)
         self.kept_token_fraction: float | None = None
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -67,6 +73,17 @@ class TokenSparsifier(Sparsifier):
                 device=weight.device, dtype=weight.dtype)
         self.model = model
         return model
+
+    def extra_loss(self) -> torch.Tensor | None:
+        """The adaptive rule's pull of each layer's mean keep probability towards ``1 - ratio``."""
+        if self.rule != "adaptive" or self.model is None or not self.model.training:
+            return None
+        terms = []
+        for selector in selectors(self.model):
+            if selector.soft_keep is not None:
+                terms.append((selector.soft_keep - (1.0 - self.ratio)).abs())
+                selector.soft_keep = None  # part of this step's graph: never kept past it
+        return self.penalty * torch.stack(terms).sum() if terms else None
 
     def on_epoch_end(self, epoch: int) -> None:
         # The trainer evaluates before this hook, so the counts cover this epoch's eval passes.
@@ -93,8 +110,20 @@ class TokenSparsifier(Sparsifier):
     def summary(self) -> dict[str, Any]:
         measured = self._read_counts(self.model, reset=False) if self.model is not None else None
         return {"ratio": self.ratio, "kept": 1.0 - self.ratio, "tau": self.tau, "rule": self.rule,
+                **({"penalty": self.penalty} if self.rule == "adaptive" else {}),
                 "attention_layers": len(selectors(self.model)) if self.model is not None else 0,
-                "kept_token_fraction": measured if measured is not None else self.kept_token_fraction}
+                "kept_token_fraction": measured if measured is not None else self.kept_token_fraction,
+                "kept_fraction_histogram": self._histogram(self.model)}
+
+    @staticmethod
+    def _histogram(model: nn.Module | None) -> dict[str, list] | None:
+        """Graphs per kept-fraction bin over the eval passes counted so far, all layers together."""
+        found = selectors(model) if model is not None else []
+        if not found:
+            return None
+        counts = sum_across_ranks(torch.stack([s.kept_histogram for s in found]).sum(0).double())
+        bins = counts.numel()
+        return {"edges": [i / bins for i in range(bins + 1)], "graph_layers": [int(c) for c in counts.tolist()]}
 
     @staticmethod
     def _read_counts(model: nn.Module | None, reset: bool = True) -> float | None:

@@ -17,6 +17,13 @@ length the attention layer passes in) are always kept and do not count in ``n_i`
   written so that its forward value is exactly 1 while its gradient reaches the scorer;
 - eval: the deterministic top-k of the raw scores (no noise, no softmax), gate 1.
 
+Rule ``"adaptive"`` (beyond the paper, which leaves a per-graph ratio open): a graph keeps every
+node token whose score is positive (at least its best one), so each graph keeps as many tokens
+as its scores justify. Training samples the decision with logistic noise (a Gumbel-sigmoid) and
+a straight-through sigmoid gate; :attr:`TokenSelector.soft_keep` is the mean keep probability
+of the last training batch, which :class:`gtsp.sparsify.token.TokenSparsifier` pulls towards
+``1 - ratio`` with a penalty, so ``ratio`` is the mean removed share, not each graph's.
+
 The selector returns slot indices, not a mask over all tokens, so
 :class:`gtsp.nn.attention.MultiHeadSelfAttention` gathers only ``K = max k_i`` tokens
 per graph and its attention really costs ``K^2`` instead of ``L^2``.
@@ -28,7 +35,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-RULES = ("per_graph", "padded_batch")
+RULES = ("per_graph", "padded_batch", "adaptive")
+HISTOGRAM_BINS = 10  # kept fraction per graph, counted in eval passes
 # Absorbs the rounding of ``(1 - ratio) * n`` so that e.g. 0.3 * 10 keeps 3 tokens, not 4.
 _CEIL_SLACK = 1e-9
 
@@ -63,6 +71,8 @@ class TokenSelector(nn.Module):
         self.ratio, self.tau, self.rule = float(ratio), float(tau), rule
         self.register_buffer("kept_tokens", torch.zeros(()), persistent=False)
         self.register_buffer("seen_tokens", torch.zeros(()), persistent=False)
+        self.register_buffer("kept_histogram", torch.zeros(HISTOGRAM_BINS), persistent=False)
+        self.soft_keep: Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"ratio={self.ratio}, tau={self.tau}, rule={self.rule}"
@@ -70,6 +80,7 @@ class TokenSelector(nn.Module):
     def reset_counts(self) -> None:
         self.kept_tokens.zero_()
         self.seen_tokens.zero_()
+        self.kept_histogram.zero_()
 
     def forward(self, x: Tensor, mask: Tensor | None, prefix: int = 0) -> tuple[Tensor, Tensor, Tensor]:
         """Choose the attending tokens.
@@ -88,20 +99,51 @@ class TokenSelector(nn.Module):
         prefix = min(prefix, length)
         valid = mask[:, prefix:] if mask is not None else x.new_ones(batch, length - prefix, dtype=torch.bool)
         counts = valid.sum(1)
-        # The longest graph fills the layout, so K needs no device round trip.
-        k_max = tokens_to_keep(1.0 - self.ratio, length - prefix)
-        per_graph = self._per_graph_k(counts) if self.rule == "per_graph" else counts.clamp(max=k_max)
         scores = self.scorer(x[:, prefix:]).squeeze(-1)
-        if self.training:
-            top, gate = self._sample(scores, valid, k_max)
+        if self.rule == "adaptive":
+            top, per_graph, gate = self._adaptive(scores, valid)
+            k_max = top.size(1)
         else:
-            top, gate = self._deterministic(scores, valid, k_max), None
+            # The longest graph fills the layout, so K needs no device round trip.
+            k_max = tokens_to_keep(1.0 - self.ratio, length - prefix)
+            per_graph = self._per_graph_k(counts) if self.rule == "per_graph" else counts.clamp(max=k_max)
+            if self.training:
+                top, gate = self._sample(scores, valid, k_max)
+            else:
+                top, gate = self._deterministic(scores, valid, k_max), None
         kept = torch.arange(k_max, device=x.device) < per_graph.unsqueeze(1)
         gate = kept.to(x.dtype) if gate is None else gate * kept
         if not self.training:
-            self.kept_tokens += per_graph.sum()
-            self.seen_tokens += counts.sum()
+            self._count(per_graph, counts)
         return self._with_prefix(top + prefix, kept, gate, mask, prefix)
+
+    @torch.no_grad()
+    def _count(self, per_graph: Tensor, counts: Tensor) -> None:
+        self.kept_tokens += per_graph.sum()
+        self.seen_tokens += counts.sum()
+        fractions = per_graph[counts > 0].double() / counts[counts > 0]
+        self.kept_histogram += torch.histc(fractions.float(), bins=HISTOGRAM_BINS, min=0.0, max=1.0)
+
+    def _adaptive(self, scores: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Every token with a positive (noisy, in training) score, at least each graph's best one."""
+        fill = torch.finfo(scores.dtype).min
+        logits, self.soft_keep = scores, None
+        if self.training:
+            uniform = torch.rand_like(scores).clamp(1e-6, 1 - 1e-6)
+            logits = (scores + uniform.log() - (-uniform).log1p()) / self.tau
+            probability = torch.sigmoid(scores)
+            self.soft_keep = (probability * valid).sum() / valid.sum().clamp(min=1)
+        ranking = logits.masked_fill(~valid, fill)
+        keep = (ranking > 0) & valid
+        best = ranking.argmax(1, keepdim=True)
+        keep.scatter_(1, best, valid.gather(1, best))
+        per_graph = keep.sum(1)
+        k_max = int(per_graph.max()) if per_graph.numel() else 0  # one device round trip: K varies
+        top = ranking.masked_fill(~keep, fill).topk(k_max, dim=1).indices
+        if not self.training:
+            return top, per_graph, None
+        soft = torch.sigmoid(logits)
+        return top, per_graph, (1.0 + (soft - soft.detach())).gather(1, top)
 
     def _per_graph_k(self, counts: Tensor) -> Tensor:
         """``k_i`` for every graph, the tensor form of :func:`tokens_to_keep` (float64 for exact ceil)."""
