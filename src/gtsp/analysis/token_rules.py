@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 
 from gtsp.data.batching import train_loader
 from gtsp.nn.sequences import Sequences
-from gtsp.sparsify.token_selector import RULES, TokenSelector
+from gtsp.sparsify.token_selector import SIZE_RULES, TokenSelector
 
 
 @dataclass
@@ -38,8 +38,8 @@ class RuleCount:
 @torch.no_grad()
 def kept_by_rule(graphs: list[Data], ratio: float, rule: str, batch_size: int = 128, seed: int = 0) -> RuleCount:
     """Count the node tokens ``rule`` keeps at ``ratio`` on shuffled batches of ``graphs``."""
-    if rule not in RULES:
-        raise ValueError(f"unknown token rule {rule!r}: choose one of {RULES}")
+    if rule not in SIZE_RULES:
+        raise ValueError(f"unknown size rule {rule!r}: choose one of {SIZE_RULES}")
     selector = TokenSelector(dim=1, ratio=ratio, rule=rule).eval()
     kept_counts, sizes = [], []
     for batch in train_loader(graphs, batch_size, seed):
@@ -54,5 +54,5 @@ def kept_by_rule(graphs: list[Data], ratio: float, rule: str, batch_size: int = 
 
 
 def compare_rules(graphs: list[Data], ratio: float, batch_size: int = 128, seed: int = 0) -> list[RuleCount]:
-    """:func:`kept_by_rule` for every rule."""
-    return [kept_by_rule(graphs, ratio, rule, batch_size, seed) for rule in RULES]
+    """:func:`kept_by_rule` for every rule that decides from sizes alone (not the learned adaptive one)."""
+    return [kept_by_rule(graphs, ratio, rule, batch_size, seed) for rule in SIZE_RULES]

@@ -35,7 +35,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-RULES = ("per_graph", "padded_batch", "adaptive")
+SIZE_RULES = ("per_graph", "padded_batch")  # k from sizes alone
+RULES = (*SIZE_RULES, "adaptive")  # adaptive: k from the learned scores
 HISTOGRAM_BINS = 10  # kept fraction per graph, counted in eval passes
 # Absorbs the rounding of ``(1 - ratio) * n`` so that e.g. 0.3 * 10 keeps 3 tokens, not 4.
 _CEIL_SLACK = 1e-9
