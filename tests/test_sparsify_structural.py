@@ -500,3 +500,22 @@ def test_adaptive_token_compaction_computes_what_the_masked_model_computed(name:
 
 def selectors_of(model) -> list[TokenSelector]:
     return [m for m in model.modules() if isinstance(m, TokenSelector)]
+
+
+def test_layers_layerdrop_never_ran_are_scored_in_the_next_evaluation() -> None:
+    model = make_model("gps", layers=4)
+    sparsifier = LayerSparsifier(0.5)
+    sparsifier.prepare(model)
+    sparsifier.schedule(epochs=8, steps_per_epoch=1)
+    sparsifier.on_epoch_end(2)  # due (8 // 4), but no layer has run in training: nothing to choose from
+    assert sparsifier.removed is None and sparsifier.eval_scored == [0, 1, 2, 3]
+    restored = LayerSparsifier(0.5)
+    restored.prepare(make_model("gps", layers=4))
+    restored.load_state_dict(sparsifier.state_dict())  # a resumed run scores the same layers in eval
+    assert all(w.measure_in_eval for w in restored.model.layers)
+    model.eval()
+    with torch.no_grad():
+        model(batch_of("gps"))
+    sparsifier.on_epoch_end(3)
+    assert len(sparsifier.removed) == 2 and sparsifier.eval_scored == []
+    assert not any(w.measure_in_eval for w in model.layers)

@@ -59,7 +59,7 @@ class SkippableLayer(nn.Module):
         self.layer, self.drop_prob, self.track_cka = layer, float(drop_prob), track_cka
         self.generator = generator
         self.skip = False            # set by LayerSparsifier.mask: the layer is pruned
-        self.measure_in_eval = False  # set by LayerSparsifier.measure_redundancy
+        self.measure_in_eval = False  # set by LayerSparsifier: measure_redundancy, or a layer never run
         device = next(layer.parameters(), torch.zeros(())).device
         for name in ("cosine_sum", "cka_sum", "batches"):
             self.register_buffer(name, torch.zeros((), device=device), persistent=False)
@@ -146,6 +146,7 @@ class LayerSparsifier(Sparsifier):
         self.criterion = criterion
         self.scores: dict[str, list[float | None]] = {}
         self.removed: list[int] | None = None
+        self.eval_scored: list[int] = []  # layers LayerDrop never ran, scored in evaluation instead
 
     # ---- life cycle ------------------------------------------------------------------------------
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -176,10 +177,18 @@ class LayerSparsifier(Sparsifier):
             return
         unscored = [i for i, score in enumerate(self.scores[self.criterion]) if score is None]
         if unscored:  # LayerDrop skipped them in every batch so far (few batches per epoch)
-            log.info("layer pruning: layers %s have not run in training yet; choosing after the next epoch",
-                     unscored)
+            log.info("layer pruning: layers %s have not run in training yet; they are scored in the next "
+                     "evaluation, which runs every layer, and the layers are chosen after it", unscored)
+            self.eval_scored = unscored
+            self._score_in_eval()
             return
+        self.eval_scored = []
+        self._score_in_eval()
         self.mask(self.model)
+
+    def _score_in_eval(self) -> None:
+        for i, wrapper in enumerate(self._wrappers(self.model)):
+            wrapper.measure_in_eval = i in self.eval_scored
 
     def selectable(self, epoch: int) -> bool:
         # Only a model evaluated with the chosen layers skipped is the model compaction yields.
@@ -188,13 +197,16 @@ class LayerSparsifier(Sparsifier):
     def state_dict(self) -> dict[str, Any]:
         return {"drop_prob": self.drop_prob, "finetune_drop_prob": self.finetune_drop_prob,
                 "criterion": self.criterion, "scores": {k: list(v) for k, v in self.scores.items()},
-                "removed": self.removed, "generator": self.generator.get_state()}
+                "removed": self.removed, "generator": self.generator.get_state(), "eval_scored": self.eval_scored}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scores = {k: list(v) for k, v in state["scores"].items()}
         self.removed = None if state.get("removed") is None else list(state["removed"])
         if "generator" in state:  # checkpoints of earlier versions drew LayerDrop from torch's global generator
             self.generator.set_state(state["generator"].cpu())
+        self.eval_scored = list(state.get("eval_scored", []))
+        if self.model is not None:
+            self._score_in_eval()
         if self.removed is not None and self.model is not None:
             self.mask(self.model)  # skip flags are plain attributes, not in the model's state dict
 
@@ -237,7 +249,8 @@ class LayerSparsifier(Sparsifier):
                 model(batch.to(device) if device is not None else batch)
         finally:
             for wrapper in wrappers:
-                wrapper.measure_in_eval, wrapper.track_cka = False, self.criterion == "cka"
+                wrapper.track_cka = self.criterion == "cka"
+            self._score_in_eval()
             model.train(was_training)
         self._collect(model, cka=True)
         return self.layer_redundancy()
