@@ -99,3 +99,36 @@ def test_a_resumed_budget_run_trains_the_saved_choice_without_searching_again(tm
     other = [a if a != "flops=0.5,trials=1,proxy_epochs=3" else "flops=0.4,trials=1,proxy_epochs=3" for a in argv]
     (out / "results.json").unlink()
     assert main([*other, "--resume"]) == 2  # another budget does not reuse this search
+
+
+def _tiny_config(cache_root, out):
+    from gtsp.config import RunConfig
+
+    return RunConfig(dataset="MUTAG", model="gps", cache_root=str(cache_root), out=str(out), epochs=30,
+                     model_args={"hidden": 16, "layers": 2, "heads": 2}, budget={"flops": 0.5, "trials": 3}).validate()
+
+
+def test_a_failed_proxy_is_left_out_and_an_interrupted_one_is_retried(mutag, cache_root, tmp_path):
+    from gtsp.budget.search import choose
+
+    cfg = _tiny_config(cache_root, tmp_path)
+    spec = check_budget(cfg.budget)
+    calls = []
+
+    def interrupted_then_fine(proxy):
+        calls.append(dict(proxy.prune))
+        assert proxy.epochs == 3 and proxy.budget == {} and proxy.out.startswith(str(tmp_path / "budget"))
+        if len(calls) == 1:
+            raise GtspError("too few epochs for this schedule")
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the search is killed during its second proxy run
+        return {"metric": {"val": 0.5 + 0.1 * len(calls)}}
+
+    with pytest.raises(KeyboardInterrupt):
+        choose(cfg, mutag, spec, tmp_path, interrupted_then_fine)
+    record = choose(cfg, mutag, spec, tmp_path, interrupted_then_fine)
+    assert calls[2] == calls[1]  # the interrupted combination runs again first
+    assert len(record["trials"]) == 2 and len(record["failed_trials"]) == 1
+    assert record["failed_trials"][0]["ratios"] == calls[0] and "too few epochs" in record["failed_trials"][0]["error"]
+    assert record["chosen"] == calls[3] and all(t["cost"] <= 0.5 for t in record["trials"])
+    assert choose(cfg, mutag, spec, tmp_path, interrupted_then_fine) == record and len(calls) == 4  # saved

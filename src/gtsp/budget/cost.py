@@ -37,7 +37,7 @@ from gtsp.sparsify.schedules import keep_count
 STRUCTURAL_GRID = (0.0, 0.25, 0.5, 0.75)  # tried in token, head, layer and neuron
 WEIGHT_GRID = (0.0, 0.3, 0.5, 0.7, 0.9)
 COST_GRAPHS = 16  # validation graphs each FLOP count runs on (spread over the split)
-TIMING_REPEATS = 3
+TIMING_REPEATS = 5  # ratios of tiny batches are noisy on a shared machine: median of 5
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,8 @@ def _requeue_interrupted(study: optuna.Study) -> None:
     """A trial left RUNNING by a killed search (the run folder's lock rules out a live one) is retried."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.enqueue_trial(trial.params or trial.system_attrs.get("fixed_params", {}),
-                            user_attrs=dict(trial.user_attrs))
+                            user_attrs={k: v for k, v in trial.user_attrs.items() if k != "label"})
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 
@@ -130,20 +131,33 @@ def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def _tried(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that trained a proxy run, finished or failed."""
+    return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                 optuna.trial.TrialState.FAIL))
+            if "label" in t.user_attrs and not t.user_attrs.get("interrupted")]
+
+
 def _run_trials(study, cfg, spec: BudgetSpec, folder: Path, by_label: dict[str, Candidate], run_fn) -> None:
     _requeue_interrupted(study)
     for _ in range(MAX_ASKS):
-        if len(_completed(study)) >= min(spec.trials, len(by_label)):
+        if len(_tried(study)) >= min(spec.trials, len(by_label)):
             return
         trial = study.ask()
         ratios = {d: trial.suggest_categorical(d, _choices(d)) for d in _dims(spec)}
         label = Candidate({d: r for d, r in ratios.items() if r}, 0.0).label
-        if label not in by_label or any(t.user_attrs.get("label") == label for t in _completed(study)):
+        if label not in by_label or any(t.user_attrs.get("label") == label for t in _tried(study)):
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         trial.set_user_attr("label", label)
         trial.set_user_attr("cost", by_label[label].cost)
-        value = _proxy(cfg, spec, folder, by_label[label], run_fn)
+        try:
+            value = _proxy(cfg, spec, folder, by_label[label], run_fn)
+        except GtspError as err:  # e.g. a schedule that needs more epochs than the proxy has
+            trial.set_user_attr("error", str(err))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("budget trial %s failed and is left out: %s", label, err)
+            continue
         study.tell(trial, value)
         log.info("budget trial %s: cost %.3f of dense, proxy validation %.4f", label, by_label[label].cost, value)
 
@@ -173,14 +187,20 @@ def _record(study: optuna.Study, spec: BudgetSpec, candidates: list[Candidate], 
             maximize: bool) -> dict[str, Any]:
     trials = [{"ratios": _ratios_of(t.user_attrs["label"]), "cost": t.user_attrs["cost"], "proxy_val": t.value}
               for t in _completed(study)]
+    if not trials:
+        errors = sorted({t.user_attrs.get("error", "interrupted") for t in _tried(study)})
+        raise GtspError(f"every proxy run of the budget search failed ({'; '.join(errors)}): fix that cause "
+                        "(e.g. raise proxy_epochs), then continue with --resume")
     best = sorted(trials, key=lambda t: ((-t["proxy_val"] if maximize else t["proxy_val"]), t["cost"]))[0]
     singles = [t for t in trials if len(t["ratios"]) == 1]
     reason = (f"best proxy validation metric ({best['proxy_val']:.4f}) of {len(trials)} affordable combinations "
               f"tried, each trained {spec.proxy_epochs or 'a tenth of the'} epochs"
               + (f"; the best single dimension reached {max(t['proxy_val'] for t in singles) if maximize else min(t['proxy_val'] for t in singles):.4f}"
                  if singles else ""))
+    failed = [{"ratios": _ratios_of(t.user_attrs["label"]), "cost": t.user_attrs["cost"],
+               "error": t.user_attrs.get("error")} for t in _tried(study) if t.state == optuna.trial.TrialState.FAIL]
     return {"budget": spec.to_dict(), "chosen": best["ratios"], "predicted_cost": best["cost"], "reason": reason,
-            "trials": trials, "priced": len(candidates), "affordable_shortlist": len(short)}
+            "trials": trials, "failed_trials": failed, "priced": len(candidates), "affordable_shortlist": len(short)}
 
 
 def _ratios_of(label: str) -> dict[str, float]:
