@@ -166,3 +166,24 @@ def test_no_results_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"gtsp: error: no readable results.json under {tmp_path / 'empty'}: run gtsp train or gtsp "
                    "sweep into it first"]
+
+
+def test_budget_runs_of_every_fold_form_one_setting_and_proxy_runs_are_left_out(tmp_path):
+    from gtsp.report.collect import collect
+
+    root = tmp_path / "runs"
+    for s, chosen in ((0, {"head": 0.5, "layer": 0.25}), (1, {"weight": 0.7})):
+        doc = results("D1", "gps", s, 0.8, chosen, flops=1.0e6, speedup=1.5)
+        doc["config"]["budget"] = {"flops": 0.5, "trials": 4}
+        (root / f"budget-s{s}" / "budget" / "proxy-head=0.5").mkdir(parents=True)
+        (root / f"budget-s{s}" / "results.json").write_text(json.dumps(doc))
+        proxy = results("D1", "gps", s, 0.6, {"head": 0.5}, flops=1.0e6, speedup=1.5)
+        (root / f"budget-s{s}" / "budget" / "proxy-head=0.5" / "results.json").write_text(json.dumps(proxy))
+    (root / "dense-s0").mkdir()
+    (root / "dense-s0" / "results.json").write_text(json.dumps(results("D1", "gps", 0, 0.8)))
+    runs, _ = collect(root)
+    assert len(runs) == 3 and {r.kind for r in runs} == {"dense", "budget"}
+    assert len({r.setting for r in runs if r.kind == "budget"}) == 1
+    assert main(["report", str(root), "--out", str(tmp_path / "report")]) == 0
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert "budget flops=0.5 (chosen per run)" in table and "proxy" not in table

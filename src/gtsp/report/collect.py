@@ -45,9 +45,11 @@ class Run:
 
     @property
     def kind(self) -> str:
-        """``dense``, ``baseline``, one dimension name, or ``joint``."""
+        """``dense``, ``baseline``, one dimension name, ``joint``, or ``budget`` (ratios chosen by gtsp)."""
         if not self.attention:
             return "baseline"
+        if self.config.get("budget"):
+            return "budget"
         dims = [d for d in DIMENSIONS if d in self.prune]
         return "dense" if not dims else dims[0] if len(dims) == 1 else "joint"
 
@@ -59,6 +61,8 @@ def collect(root: str | Path) -> tuple[list[Run], list[str]]:
         raise GtspError(f"{root} is not a folder: give the folder holding your run folders (e.g. runs/)")
     runs, warnings = [], []
     for path in sorted(root.rglob("results.json")):
+        if _is_budget_proxy(path.parent):
+            continue  # a budget search's short trial run, not an experiment
         try:
             runs.append(to_run(path.parent, json.loads(path.read_text())))
         except (ValueError, KeyError, TypeError) as err:
@@ -66,6 +70,12 @@ def collect(root: str | Path) -> tuple[list[Run], list[str]]:
     if not runs:
         raise GtspError(f"no readable results.json under {root}: run gtsp train or gtsp sweep into it first")
     return runs, warnings
+
+
+def _is_budget_proxy(run_dir: Path) -> bool:
+    from gtsp.budget.search import SEARCH_DIR
+
+    return run_dir.name.startswith("proxy-") and run_dir.parent.name == SEARCH_DIR
 
 
 def to_run(run_dir: Path, results: dict[str, Any]) -> Run:
@@ -98,8 +108,10 @@ def setting_of(cfg: dict[str, Any], device: str | None) -> str:
     """
     prune = {d: r for d, r in (cfg.get("prune") or {}).items() if r}
     prune_args = {d: a for d, a in (cfg.get("prune_args") or {}).items() if d in prune}
+    if cfg.get("budget"):  # what was asked makes the experiment; the choice may differ per fold
+        prune, prune_args = {}, {}
     model_args = {k: v for k, v in (cfg.get("model_args") or {}).items() if not (k == "attention" and v is True)}
-    kept = {k: v for k, v in cfg.items() if k not in NOT_SETTING}
+    kept = {k: v for k, v in cfg.items() if k not in NOT_SETTING and not (k == "budget" and not v)}
     return json.dumps({**kept, "model_args": model_args, "prune": prune, "prune_args": prune_args,
                        "device": device}, sort_keys=True)
 
@@ -107,4 +119,4 @@ def setting_of(cfg: dict[str, Any], device: str | None) -> str:
 def dense_setting_of(cfg: dict[str, Any], device: str | None) -> str:
     """The setting of the dense reference: unpruned, with attention (so also the baseline's reference)."""
     model_args = {k: v for k, v in (cfg.get("model_args") or {}).items() if k != "attention"}
-    return setting_of({**cfg, "model_args": model_args, "prune": {}, "prune_args": {}}, device)
+    return setting_of({**cfg, "model_args": model_args, "prune": {}, "prune_args": {}, "budget": {}}, device)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from gtsp.report.collect import DIMENSIONS, Run
 
-KIND_ORDER = ("dense", "baseline", *DIMENSIONS, "joint")
+KIND_ORDER = ("dense", "baseline", *DIMENSIONS, "joint", "budget")
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,10 @@ def _label(groups: list[Group]) -> None:
 def _prune_label(run: Run) -> str:
     if not run.attention:
         return "baseline (no attention)"
+    budget = run.config.get("budget") or {}
+    if budget:
+        asked = ", ".join(f"{k}={v}" for k, v in budget.items() if k in ("flops", "latency"))
+        return f"budget {asked} (chosen per run)"
     if not run.prune:
         return "dense"
     text = " + ".join(f"{d} {run.prune[d]:g}" for d in DIMENSIONS if d in run.prune)
@@ -146,8 +150,8 @@ def _prune_label(run: Run) -> str:
 def _flat_setting(group: Group) -> dict[str, object]:
     """The setting as flat dotted keys, without what the pruning label already says."""
     setting = json.loads(group.setting)
-    for key in ("prune", "prune_args"):
-        setting.pop(key)
+    for key in ("prune", "prune_args", "budget"):
+        setting.pop(key, None)
     setting["model_args"].pop("attention", None)
     flat: dict[str, object] = {}
     for key, value in setting.items():

@@ -28,7 +28,8 @@ from gtsp.report.collect import DIMENSIONS  # noqa: E402
 from gtsp.report.groups import Group  # noqa: E402
 
 COLOURS = {"dense": "black", "baseline": "tab:gray", "token": "tab:blue", "head": "tab:orange",
-           "layer": "tab:green", "weight": "tab:red", "neuron": "tab:purple", "joint": "tab:brown"}
+           "layer": "tab:green", "weight": "tab:red", "neuron": "tab:purple", "joint": "tab:brown",
+           "budget": "tab:pink"}
 MARKERS = "os^Dv<>p"
 NAMED = {"dense": "dense", "baseline": "no attention"}
 
@@ -99,7 +100,7 @@ def ratio_plot(groups: list[Group], path: Path) -> Path | None:
         for (model, _), members in sorted(lines.items()):
             ref = members[0].reference
             points = [(0.0, ref.stat("test"))] if ref is not None else []
-            points += sorted((g.runs[0].prune[dim], g.stat("test")) for g in members)
+            points += sorted(((g.runs[0].prune[dim], g.stat("test")) for g in members), key=lambda p: p[0])
             ax.errorbar([p[0] for p in points], [p[1].mean for p in points], yerr=[p[1].std or 0.0 for p in points],
                         marker="o", capsize=3, label=model, color=COLOURS[dim] if len(lines) == 1 else None)
         ax.set_title(f"{dim} pruning")
