@@ -120,23 +120,26 @@ def flops_candidates(name: str, info: DatasetInfo, hparams: dict[str, Any], grap
     return out
 
 
-def latency_candidates(name: str, info: DatasetInfo, hparams: dict[str, Any], batch: Batch) -> list[Candidate]:
-    """Every structured combination with its measured inference time on ``batch`` as a fraction of dense."""
-    dense = build_model(name, info, **hparams).eval()
+def latency_candidates(name: str, info: DatasetInfo, hparams: dict[str, Any], batch: Batch,
+                       device: torch.device | str = "cpu") -> list[Candidate]:
+    """Every structured combination with its measured inference time on ``batch`` (on ``device``, where
+    the run will train and be measured) as a fraction of dense."""
+    batch = batch.to(device)
+    dense = build_model(name, info, **hparams).to(device).eval()
     grids = dimension_grids(dense, with_weight=False)
     out = []
     for ratios in _combinations(grids, ("token", "head", "layer", "neuron")):
         if not any(ratios.values()):
             out.append(Candidate({}, 1.0))
             continue
-        model = structural_model(name, info, hparams, ratios)
-        ratio = [_seconds(model, batch) / _seconds(dense, batch) for _ in range(TIMING_REPEATS)]
+        model = structural_model(name, info, hparams, ratios).to(device)
+        ratio = [_seconds(model, batch, device) / _seconds(dense, batch, device) for _ in range(TIMING_REPEATS)]
         out.append(Candidate(_nonzero(ratios), statistics.median(ratio)))
     return out
 
 
-def _seconds(model: nn.Module, batch: Batch) -> float:
-    return measure_throughput(model, [batch], repeats=3)["seconds_per_pass"]
+def _seconds(model: nn.Module, batch: Batch, device: torch.device | str) -> float:
+    return measure_throughput(model, [batch], repeats=3, device=device)["seconds_per_pass"]
 
 
 def _nonzero(ratios: dict[str, float]) -> dict[str, float]:

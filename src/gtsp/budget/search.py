@@ -27,7 +27,8 @@ from typing import Any
 import optuna
 from torch_geometric.data import Batch
 
-from gtsp.budget.cost import STRUCTURAL_GRID, WEIGHT_GRID, Candidate, flops_candidates, latency_candidates
+from gtsp.budget.cost import (COST_GRAPHS, STRUCTURAL_GRID, WEIGHT_GRID, Candidate, flops_candidates,
+                              latency_candidates)
 from gtsp.budget.spec import BudgetSpec
 from gtsp.errors import GtspError
 
@@ -43,7 +44,25 @@ def price(cfg, data, spec: BudgetSpec) -> list[Candidate]:
     if spec.kind == "flops":
         return flops_candidates(cfg.model, data.info, cfg.model_args, data.valid)
     batch = Batch.from_data_list(data.valid[: cfg.batch_size])
-    return latency_candidates(cfg.model, data.info, cfg.model_args, batch)
+    return latency_candidates(cfg.model, data.info, cfg.model_args, batch, _device(cfg))
+
+
+def priced_on(cfg, data, spec: BudgetSpec) -> str:
+    """What the prices were measured on, in words (for the record)."""
+    if spec.kind == "flops":
+        return f"FLOPs counted per graph on {min(COST_GRAPHS, len(data.valid))} validation graphs"
+    from gtsp.train.results import machine
+
+    where = machine()
+    return (f"inference time of one batch of {min(cfg.batch_size, len(data.valid))} validation graphs "
+            f"(--batch-size {cfg.batch_size}) on {_device(cfg)} ({where.get('gpu') or where['processor']}, "
+            f"{where['threads']} thread(s)), relative to dense timed alongside")
+
+
+def _device(cfg):
+    from gtsp.train.run import resolve_device
+
+    return resolve_device(cfg.device)
 
 
 def _cached_prices(cfg, data, spec: BudgetSpec, path: Path) -> list[Candidate]:
@@ -92,6 +111,7 @@ def choose(cfg, data, spec: BudgetSpec, out: Path, run_fn) -> dict[str, Any]:
             study.enqueue_trial(_params(candidate, spec), skip_if_exists=True)
     _run_trials(study, cfg, spec, folder, by_label, run_fn)
     record = _record(study, spec, candidates, short, data.info.higher_is_better)
+    record["priced_on"] = priced_on(cfg, data, spec)
     record_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
