@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gtsp.budget.search import CHOICE_FILE, SEARCH_DIR, budget_prune_args, choose
-from gtsp.budget.spec import BudgetSpec, check_budget
+from gtsp.budget.search import budget_prune_args, choose
+from gtsp.budget.spec import CHOICE_FILE, SEARCH_DIR, BudgetSpec, check_budget
 from gtsp.errors import GtspError
 
 

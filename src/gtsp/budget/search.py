@@ -29,14 +29,12 @@ from torch_geometric.data import Batch
 
 from gtsp.budget.cost import (COST_GRAPHS, STRUCTURAL_GRID, WEIGHT_GRID, Candidate, flops_candidates,
                               latency_candidates)
-from gtsp.budget.spec import BudgetSpec
+from gtsp.budget.spec import CHOICE_FILE, SEARCH_DIR, BudgetSpec
 from gtsp.errors import GtspError
 
 log = logging.getLogger("gtsp.budget")
 FRONTIER_BAND = 0.15
 MAX_ASKS = 2000  # sampler proposals outside the shortlist cost nothing (no training) but are capped
-SEARCH_DIR = "budget"
-CHOICE_FILE = "choice.json"
 
 
 def price(cfg, data, spec: BudgetSpec) -> list[Candidate]:
@@ -211,12 +209,14 @@ def _record(study: optuna.Study, spec: BudgetSpec, candidates: list[Candidate], 
         errors = sorted({t.user_attrs.get("error", "interrupted") for t in _tried(study)})
         raise GtspError(f"every proxy run of the budget search failed ({'; '.join(errors)}): fix that cause "
                         "(e.g. raise proxy_epochs), then continue with --resume")
-    best = sorted(trials, key=lambda t: ((-t["proxy_val"] if maximize else t["proxy_val"]), t["cost"]))[0]
+    rank = lambda t: (-t["proxy_val"] if maximize else t["proxy_val"], t["cost"])  # noqa: E731 better, then cheaper
+    best = min(trials, key=rank)
     singles = [t for t in trials if len(t["ratios"]) == 1]
+    epochs = spec.proxy_epochs or "a tenth of the run's"
     reason = (f"best proxy validation metric ({best['proxy_val']:.4f}) of {len(trials)} affordable combinations "
-              f"tried, each trained {spec.proxy_epochs or 'a tenth of the'} epochs"
-              + (f"; the best single dimension reached {max(t['proxy_val'] for t in singles) if maximize else min(t['proxy_val'] for t in singles):.4f}"
-                 if singles else ""))
+              f"tried, each trained {epochs} epochs")
+    if singles:
+        reason += f"; the best single dimension reached {min(singles, key=rank)['proxy_val']:.4f}"
     failed = [{"ratios": _ratios_of(t.user_attrs["label"]), "cost": t.user_attrs["cost"],
                "error": t.user_attrs.get("error")} for t in _tried(study) if t.state == optuna.trial.TrialState.FAIL]
     return {"budget": spec.to_dict(), "chosen": best["ratios"], "predicted_cost": best["cost"], "reason": reason,

@@ -10,6 +10,8 @@ from gtsp.typed_values import finite_number
 BUDGET_KINDS = ("flops", "latency")
 OPTIONS = ("trials", "proxy_epochs", "storage")
 MIN_PROXY_EPOCHS = 3
+SEARCH_DIR = "budget"  # OUT/budget: prices, Optuna journal, proxy runs, choice
+CHOICE_FILE = "choice.json"
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def collect(root: str | Path) -> tuple[list[Run], list[str]]:
 
 
 def _is_budget_proxy(run_dir: Path) -> bool:
-    from gtsp.budget.search import SEARCH_DIR
+    from gtsp.budget.spec import SEARCH_DIR  # plain constants: the report never needs Optuna
 
     return run_dir.name.startswith("proxy-") and run_dir.parent.name == SEARCH_DIR
 
