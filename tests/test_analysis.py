@@ -223,3 +223,22 @@ def test_padded_batch_rule_keeps_whole_small_graphs():
     assert per_graph.kept_share == pytest.approx((1 + 5) / 12)
     assert padded.kept_share == pytest.approx((2 + 5) / 12)  # k = 5 from the padded length 10
     assert padded.all_kept_share == pytest.approx(0.5) and per_graph.all_kept_share == 0.0
+
+
+def test_head_summary_separates_heads_of_removed_layers():
+    """Heads that went with their layer are pruned overall, but only kept layers' heads were scored."""
+    import torch
+    from gtsp.analysis.heads import HeadLabel, head_summary
+
+    labels = [HeadLabel(0, 0, True), HeadLabel(0, 1, False),           # layer 0 kept, head 1 scored out
+              HeadLabel(1, 0, False, False), HeadLabel(1, 1, False, False)]  # layer 1 removed
+    distance = torch.tensor([[0.0, 0.3, 0.5, 0.6],
+                             [0.3, 0.0, 0.4, 0.7],
+                             [0.5, 0.4, 0.0, 0.1],
+                             [0.6, 0.7, 0.1, 0.0]])
+    summary = head_summary(distance, labels)
+    # nearest distances: 0.3, 0.3, 0.1, 0.1
+    assert summary["mean_nearest_distance"]["kept"] == pytest.approx(0.3)
+    assert summary["mean_nearest_distance"]["pruned"] == pytest.approx((0.3 + 0.1 + 0.1) / 3)
+    assert summary["mean_nearest_distance_in_kept_layers"]["pruned"] == pytest.approx(0.3)
+    assert summary["mean_nearest_distance_in_kept_layers"]["kept"] == pytest.approx(0.3)

@@ -39,6 +39,7 @@ class HeadLabel:
     layer: int
     head: int
     kept: bool
+    layer_kept: bool = True   # False: the head went with its whole layer, not by its head score
 
     @property
     def text(self) -> str:
@@ -60,7 +61,8 @@ def head_labels(capture: Capture, original_layers: list[int], plan: CompactionPl
         layer_kept = plan.kept_layers is None or layer in plan.kept_layers
         for head in range(record.probs.size(1)):
             if uncompacted:
-                labels.append(HeadLabel(layer, head, layer_kept and (planned is None or head in planned)))
+                labels.append(HeadLabel(layer, head, layer_kept and (planned is None or head in planned),
+                                        layer_kept))
             else:
                 labels.append(HeadLabel(layer, planned[head] if planned is not None else head, True))
     return labels
@@ -116,12 +118,16 @@ def head_summary(distance: Tensor, labels: list[HeadLabel]) -> dict:
     flat = int(off.argmin())
     pair = (labels[flat // len(labels)].text, labels[flat % len(labels)].text)
 
-    def mean_nearest(kept: bool) -> float | None:
-        values = [float(v) for v, label in zip(nearest_value, labels) if label.kept == kept and math.isfinite(v)]
+    def mean_nearest(kept: bool, kept_layers_only: bool = False) -> float | None:
+        values = [float(v) for v, label in zip(nearest_value, labels)
+                  if label.kept == kept and math.isfinite(v) and (label.layer_kept or not kept_layers_only)]
         return sum(values) / len(values) if values else None
 
+    # Heads of removed layers count as pruned overall; only in kept layers did head scores decide.
     return {"nearest": nearest, "closest_pair": {"heads": list(pair), "distance": float(off.min())},
-            "mean_nearest_distance": {"kept": mean_nearest(True), "pruned": mean_nearest(False)}}
+            "mean_nearest_distance": {"kept": mean_nearest(True), "pruned": mean_nearest(False)},
+            "mean_nearest_distance_in_kept_layers": {"kept": mean_nearest(True, True),
+                                                     "pruned": mean_nearest(False, True)}}
 
 
 def _layer_boundaries(ax, labels: list[HeadLabel]) -> None:

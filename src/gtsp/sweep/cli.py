@@ -17,8 +17,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train every point of a grid (resumable, on one or many workers)",
                        description="Run gtsp train for every point of the sweep file's grid, one run folder per "
                                    "point. Finished points are never rerun; a killed sweep continues where it "
-                                   "stopped when started again. See docs/sweeps.md.")
-    p.add_argument("sweep_file", help="YAML file with base:, grid: and out: (see docs/sweeps.md)")
+                                   "stopped when started again. See the README, section Sweeps and reports.")
+    p.add_argument("sweep_file", help="YAML file with base:, grid: and out: (see the README, section Sweeps and reports)")
     p.add_argument("--out", help="root of the run folders (overrides out: in the sweep file)")
     p.add_argument("--storage", help="Optuna storage shared by the workers: a database URL (sqlite:///x.db, "
                                      "postgresql://...) or a journal file (default OUT/sweep.journal)")
