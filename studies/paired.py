@@ -135,10 +135,31 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def joint_goal(summary: dict, flops: float = 0.5, speedup: float = 2.0, floor: float = -0.5) -> list[str]:
+    """One line per setting: does it reach <= ``flops`` of dense executed FLOPs, >= ``speedup``
+    measured in-process, and a paired accuracy difference whose 95 % CI lies above ``floor`` points?"""
+    lines = []
+    for setting, s in sorted(summary["settings"].items()):
+        if not s["units"]:
+            continue
+        ci = (s["diff_points"] or {}).get("ci95")
+        checks = {
+            f"FLOPs <= {flops}": s["flops_ratio"]["mean"] <= flops,
+            f"speed-up >= {speedup}x": bool(s["speedup"]) and s["speedup"]["mean"] >= speedup,
+            f"CI above {floor} points": ci is not None and ci[0] > floor,
+        }
+        verdict = "meets the goal" if all(checks.values()) else "misses: " + ", ".join(
+            name for name, ok in checks.items() if not ok)
+        lines.append(f"- {setting} (n={len(s['units'])}): {verdict}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="folder holding one run folder per point")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
+    parser.add_argument("--goal", action="store_true",
+                        help="also check the joint-pruning goal (<= 0.5 FLOPs, >= 2x, CI above -0.5 points)")
     args = parser.parse_args(argv)
     rows = load(args.runs)
     if not rows:
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = paired(rows)
     print(json.dumps(summary, indent=1) if args.json else markdown(summary))
+    if args.goal:
+        print("\n".join(["", "Joint-pruning goal:"] + joint_goal(summary)))
     return 0
 
 
