@@ -144,7 +144,8 @@ def test_html_page_embeds_every_png_and_needs_no_other_file(runs_dir, tmp_path):
     assert main(["report", str(runs_dir), "--out", str(out)]) == 0
     page = (out / "report.html").read_text()
     pngs = sorted(out.glob("*.png"))
-    per_dataset = {f"{kind}-{d}.png" for kind in ("effects", "cost-flops", "cost-speedup", "ratio") for d in ("D1", "D2")}
+    kinds = ("effects", "cost-flops", "cost-speedup", "ratio")
+    per_dataset = {f"{kind}-{d}.png" for kind in kinds for d in ("D1", "D2")}
     assert {p.name for p in pngs} == per_dataset | {"curves-D1-gps.png"}  # D2 runs logged no metrics.jsonl
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

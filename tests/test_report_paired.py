@@ -144,7 +144,8 @@ def test_a_missed_budget_is_marked_in_the_table_and_the_json(tmp_path):
     assert "| gps | budget latency=0.5 (chosen per run) † |" in md
     assert "† budget latency=0.5 (chosen per run): fold-1_budget: missed budget: asked latency <= 0.5 of dense, " \
            "got 0.504" in md and "fold-0_budget: missed" not in md
-    group = setting(json.loads((tmp_path / "report" / "report.json").read_text()), "budget latency=0.5 (chosen per run)")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    group = setting(report, "budget latency=0.5 (chosen per run)")
     assert [Path(m["run"]).name for m in group["missed_budget"]] == ["fold-1_budget"]
 
 

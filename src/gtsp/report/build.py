@@ -101,7 +101,8 @@ def _figures(dataset: str, groups: list[Group], palette: dict[str, str], out: Pa
             (f"{dataset}: paired difference against FLOPs relative to dense",
              cost_plot(groups, palette, "flops_rel", out / f"cost-flops-{name}.png")),
             (f"{dataset}: paired difference against the speed-up each run timed in one process (the "
-             "attention-free baseline has none)", cost_plot(groups, palette, "speedup", out / f"cost-speedup-{name}.png")),
+             "attention-free baseline has none)",
+             cost_plot(groups, palette, "speedup", out / f"cost-speedup-{name}.png")),
             (f"{dataset}: paired difference against the ratio removed",
              ratio_plot(groups, palette, out / f"ratio-{name}.png"))]
     for model in sorted({g.model for g in groups}):

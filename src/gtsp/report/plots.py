@@ -2,7 +2,7 @@
 
 Every figure compares settings with the dense run of the same fold and seed: points are mean
 paired differences with t-based 95 % intervals as error bars, ``n`` (paired units) written
-beside each, and dense drawn as the reference (the zero line, and the point (1, 0) where cost
+beside each (in the legend where points crowd), and dense drawn as the reference (the zero line, and the point (1, 0) where cost
 is on the x axis). Each setting keeps one colour across all figures (:func:`colours`), and
 legends sit outside the axes so they cover no data.
 
@@ -101,8 +101,7 @@ def cost_plot(groups: list[Group], colour: dict[str, str], measure: str, path: P
         for g in points:
             x, y = g.paired.estimate(measure), g.paired.estimate("test_diff")
             ax.errorbar([x.mean], [y.mean], xerr=[x.half_width()], yerr=[y.half_width()], fmt="o", markersize=8,
-                        capsize=4, color=colour[g.name], label=g.name)
-            ax.annotate(f"n={y.n}", (x.mean, y.mean), textcoords="offset points", xytext=(7, 7))
+                        capsize=4, color=colour[g.name], label=f"{g.name} (n={y.n})")
         ax.plot([1.0], [0.0], marker="*", markersize=16, color=DENSE, linestyle="", label="dense (reference)")
         ax.axhline(0.0, color=DENSE, linewidth=1.0)
         ax.axvline(1.0, color=DENSE, linewidth=0.6, linestyle=":")
