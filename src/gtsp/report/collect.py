@@ -31,11 +31,8 @@ class Run:
     test: float
     val: float
     params: float                # nonzero parameters of the model one deploys (the compacted one when pruned)
-    params_dense: float          # parameters of the same architecture unpruned
     flops: float                 # counted FLOPs per graph (density-weighted when weights are masked)
-    flops_dense: float
     flops_structural: float      # what the deployed model computes (differs from flops under weight masks)
-    graphs_per_s: float          # measured inference throughput of the deployed model
     speedup: float | None        # dense vs compacted, timed in the same process (pruned runs only)
     budget_miss: str | None      # a budget run that missed its budget: what was asked and what it got
     prune: dict[str, float]      # nonzero ratios only
@@ -92,10 +89,8 @@ def to_run(run_dir: Path, results: dict[str, Any]) -> Run:
         metric=results["metric"]["name"], higher_is_better=bool(results["metric"]["higher_is_better"]),
         test=float(results["metric"]["test"]), val=float(results["metric"]["val"]),
         params=float(params["compacted_nonzero"] if pruned else params["nonzero"]),
-        params_dense=float(params["dense"]),
-        flops=float(flops["pruned"] if pruned else flops["dense"]), flops_dense=float(flops["dense"]),
-        flops_structural=float(flops.get("structural", flops["dense"])),
-        graphs_per_s=float(results["throughput_graphs_per_s"]),
+        flops=float(flops["pruned"] if pruned else flops["dense"]),
+        flops_structural=float(flops.get("structural", flops["pruned"] if pruned else flops["dense"])),
         speedup=float(results["speedup"]["measured"]) if pruned else None, budget_miss=_budget_miss(results),
         prune=prune, attention=(cfg.get("model_args") or {}).get("attention", True) is not False,
         setting=setting, dense_setting=dense_setting_of(cfg, results.get("device")), config=cfg)

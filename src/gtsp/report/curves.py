@@ -31,7 +31,7 @@ def curves_plot(groups: list[Group], colour: dict[str, str], path: Path) -> Path
         return None
     run = groups[0].runs[0]
     with matplotlib.rc_context(FONT):
-        fig = Figure(figsize=(13, 4.8))
+        fig = Figure(figsize=(11, 4.5))
         axes = fig.subplots(1, 2)
         for ax, (solid, dashed, ylabel) in zip(axes, PANELS):
             for name, curve in curves.items():
