@@ -31,12 +31,10 @@ class Run:
     test: float
     val: float
     params: float                # nonzero parameters of the model one deploys (the compacted one when pruned)
-    params_dense: float          # parameters of the same architecture unpruned
     flops: float                 # counted FLOPs per graph (density-weighted when weights are masked)
-    flops_dense: float
     flops_structural: float      # what the deployed model computes (differs from flops under weight masks)
-    graphs_per_s: float          # measured inference throughput of the deployed model
     speedup: float | None        # dense vs compacted, timed in the same process (pruned runs only)
+    budget_miss: str | None      # a budget run that missed its budget: what was asked and what it got
     prune: dict[str, float]      # nonzero ratios only
     attention: bool              # False: the attention-free baseline
     setting: str                 # canonical JSON of the setting
@@ -91,13 +89,20 @@ def to_run(run_dir: Path, results: dict[str, Any]) -> Run:
         metric=results["metric"]["name"], higher_is_better=bool(results["metric"]["higher_is_better"]),
         test=float(results["metric"]["test"]), val=float(results["metric"]["val"]),
         params=float(params["compacted_nonzero"] if pruned else params["nonzero"]),
-        params_dense=float(params["dense"]),
-        flops=float(flops["pruned"] if pruned else flops["dense"]), flops_dense=float(flops["dense"]),
-        flops_structural=float(flops.get("structural", flops["dense"])),
-        graphs_per_s=float(results["throughput_graphs_per_s"]),
-        speedup=float(results["speedup"]["measured"]) if pruned else None,
+        flops=float(flops["pruned"] if pruned else flops["dense"]),
+        flops_structural=float(flops.get("structural", flops["pruned"] if pruned else flops["dense"])),
+        speedup=float(results["speedup"]["measured"]) if pruned else None, budget_miss=_budget_miss(results),
         prune=prune, attention=(cfg.get("model_args") or {}).get("attention", True) is not False,
         setting=setting, dense_setting=dense_setting_of(cfg, results.get("device")), config=cfg)
+
+
+def _budget_miss(results: dict[str, Any]) -> str | None:
+    budget = results.get("budget")
+    if not isinstance(budget, dict) or budget.get("within_budget") is not False:
+        return None
+    got = budget.get("measured_cost")
+    got_text = f"{got:.3f}" if isinstance(got, (int, float)) else "not measured"
+    return f"missed budget: asked {budget.get('kind')} <= {budget.get('target')} of dense, got {got_text}"
 
 
 def setting_of(cfg: dict[str, Any], device: str | None) -> str:

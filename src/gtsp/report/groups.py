@@ -1,48 +1,26 @@
-"""Repeats of one experiment, summarised, and compared with their dense reference.
+"""Repeats of one experiment, grouped and linked to their dense reference.
 
-For each (dataset, backbone, setting): the test metric, parameters, FLOPs, throughput and
-speed-up as mean ± sample standard deviation over its runs, and against the dense
-reference (same backbone, dataset and setting, unpruned, with attention):
-
-- test metric: the difference to the dense run of the same seed/fold, then mean ± std of
-  those paired differences (only seeds/folds both have count);
-- parameters and FLOPs: a pruned run divides by the dense numbers in its own
-  ``results.json`` (same architecture, same test graphs); the attention-free baseline,
-  another architecture, by the mean of its dense reference;
-- speed-up: a pruned run's ``speedup.measured`` (dense and compacted timed in the same
-  process); for the baseline, its throughput over the dense run's of the same seed/fold
-  (timed in different processes, so marked as such); dense itself is the 1.0x reference.
+For each (dataset, backbone, setting) a :class:`Group` holds its runs and, unless it is the
+dense reference itself, its :class:`gtsp.report.paired.Paired` comparison with the dense
+reference (same backbone, dataset and setting, unpruned, with attention): every number that
+compares a setting with dense comes from paired units (:mod:`gtsp.report.paired`).
 """
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from gtsp.report.collect import DIMENSIONS, Run
+from gtsp.report.estimate import Estimate
+from gtsp.report.paired import Paired, pair
 
 KIND_ORDER = ("dense", "baseline", *DIMENSIONS, "joint", "budget")
 
 
-@dataclass(frozen=True)
-class Stat:
-    """Mean and sample standard deviation (None for a single value) of ``n`` values."""
-
-    mean: float
-    std: float | None
-    n: int
-
-    @classmethod
-    def of(cls, values: list[float]) -> "Stat | None":
-        if not values:
-            return None
-        return cls(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
-
-
 @dataclass
 class Group:
-    """The runs of one setting and what the report says about them."""
+    """The runs of one setting and their paired comparison with dense (None for dense itself)."""
 
     dataset: str
     model: str
@@ -50,73 +28,50 @@ class Group:
     runs: list[Run]
     label: str = ""
     reference: "Group | None" = field(default=None, repr=False)
+    paired: Paired | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
         return self.runs[0].kind
 
-    def stat(self, attr: str) -> Stat:
-        return Stat.of([getattr(r, attr) for r in self.runs])
+    @property
+    def name(self) -> str:
+        """Backbone and setting, as plots and colours name it."""
+        return f"{self.model}: {self.label}"
 
-    def latency_ms(self) -> Stat:
-        """Milliseconds per graph: the inverse of the measured throughput."""
-        return Stat.of([1000.0 / r.graphs_per_s for r in self.runs])
+    def stat(self, attr: str) -> Estimate | None:
+        """``attr`` of every run of the setting (paired or not): a description, not a comparison."""
+        return Estimate.of([getattr(r, attr) for r in self.runs])
 
-    def delta(self) -> Stat | None:
-        """Test metric minus the dense reference's, paired by seed/fold."""
-        return self._paired(lambda run, ref: run.test - ref.test)
-
-    def relative(self, attr: str) -> Stat | None:
-        """Parameters (``params``) or FLOPs (``flops``) as a fraction of dense."""
-        if self.kind == "dense":
-            return Stat.of([1.0] * len(self.runs))
-        if self.kind != "baseline":
-            return Stat.of([getattr(r, attr) / getattr(r, attr + "_dense") for r in self.runs])
-        if self.reference is None:
-            return None
-        dense = self.reference.stat(attr).mean
-        return Stat.of([getattr(r, attr) / dense for r in self.runs])
-
-    def speedup(self) -> tuple[Stat | None, str]:
-        """The speed-up over dense and how it was measured."""
-        if self.kind == "dense":
-            return Stat.of([1.0] * len(self.runs)), "reference"
-        if self.kind != "baseline":
-            return Stat.of([r.speedup for r in self.runs if r.speedup is not None]), "same process"
-        return self._paired(lambda run, ref: run.graphs_per_s / ref.graphs_per_s), "across runs"
-
-    def _paired(self, compare) -> Stat | None:
-        if self.reference is None or self.reference is self:
-            return None
-        refs = defaultdict(list)
-        for ref in self.reference.runs:
-            refs[ref.pair].append(ref)
-        return Stat.of([statistics.fmean(compare(run, ref) for ref in refs[run.pair])
-                        for run in self.runs if run.pair in refs])
-
-    def pairs(self) -> int:
-        """How many of its runs have a dense run of the same seed/fold."""
-        if self.reference is None or self.reference is self:
-            return 0
-        ref_pairs = {r.pair for r in self.reference.runs}
-        return sum(r.pair in ref_pairs for r in self.runs)
+    def missed_budgets(self) -> list[tuple[Run, str]]:
+        """Budget runs whose results say the budget was missed, with what was asked and got."""
+        return [(r, r.budget_miss) for r in self.runs if r.budget_miss]
 
 
-def group_runs(runs: list[Run]) -> dict[str, list[Group]]:
-    """Groups per dataset, each labelled and linked to its dense reference, in table order."""
+def group_runs(runs: list[Run]) -> tuple[dict[str, list[Group]], list[str]]:
+    """Groups per dataset, labelled, paired with their dense reference, in table order; and warnings."""
     by_key: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
     for run in runs:
         by_key[(run.dataset, run.model, run.setting)].append(run)
-    groups = {key: Group(*key, sorted(rs, key=lambda r: r.pair)) for key, rs in by_key.items()}
-    for (dataset, model, _), group in groups.items():
-        group.reference = groups.get((dataset, model, group.runs[0].dense_setting))
+    groups = {key: Group(*key, sorted(rs, key=lambda r: (r.pair, str(r.path)))) for key, rs in by_key.items()}
+    warnings = []
+    for (dataset, model, setting), group in groups.items():
+        reference = groups.get((dataset, model, group.runs[0].dense_setting))
+        pairs = [r.pair for r in group.runs]
+        if len(set(pairs)) < len(pairs):
+            warnings.append(f"{dataset} {model}: several runs of one setting share a seed and fold "
+                            f"({', '.join(str(r.path) for r in group.runs if pairs.count(r.pair) > 1)}); "
+                            "the first by folder name is the one compared")
+        if reference is not group:
+            group.reference = reference
+            group.paired = pair(group.runs, reference.runs if reference is not None else None)
     per_dataset: dict[str, list[Group]] = defaultdict(list)
     for group in groups.values():
         per_dataset[group.dataset].append(group)
     for dataset_groups in per_dataset.values():
         _label(dataset_groups)
         dataset_groups.sort(key=lambda g: (g.model, KIND_ORDER.index(g.kind), g.label))
-    return dict(sorted(per_dataset.items()))
+    return dict(sorted(per_dataset.items())), warnings
 
 
 def _label(groups: list[Group]) -> None:
