@@ -21,12 +21,12 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from gtsp.errors import GtspError
 from gtsp.sweep.claim import is_claimed
 from gtsp.sweep.grid import Point
+from gtsp.sweep.journal import journal_backend
 from gtsp.sweep.spec import SweepSpec
 
 PARAM = "point"
@@ -43,17 +43,18 @@ class PointState:
 
 
 def storage_url(spec: SweepSpec, storage: str | None) -> str:
-    """``--storage`` as given, or the sweep's own journal file ``OUT/sweep.journal``."""
-    return storage or str(spec.out / JOURNAL_NAME)
+    """``--storage`` as given, or the sweep's own journal file ``OUT/sweep.journal`` (absolute)."""
+    return storage or str((spec.out / JOURNAL_NAME).absolute())
 
 
 def open_storage(url: str) -> BaseStorage:
-    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path."""
+    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path (its lock: :mod:`gtsp.sweep.journal`)."""
     try:
         if "://" in url:
             return RDBStorage(url)
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        return JournalStorage(journal_backend(url))
+    except GtspError:
+        raise
     except Exception as err:  # sqlalchemy / driver errors come in many types
         raise GtspError(f"cannot open sweep storage {url} ({type(err).__name__}: {err}): give a journal file "
                         "path or a database URL such as sqlite:///sweep.db or postgresql://user@host/db") from None
