@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -19,7 +18,6 @@ import torch
 from ogb.graphproppred import Evaluator, PygGraphPropPredDataset
 from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
-from torch_geometric.io import fs
 
 from gtsp.data.mol_build import build_mol_dataset, custom_folder
 from gtsp.data.ogb_layout import official_meta, official_names
@@ -53,13 +51,9 @@ class _OgbDataset(PygGraphPropPredDataset):
     def __init__(self, name: str, root: str, meta_dict: dict | None, pre_transform: Callable | None,
                  tag: str) -> None:
         self.tag = tag
-        try:
-            with ogb_safe_load():
-                super().__init__(name=name, root=root, pre_transform=pre_transform, meta_dict=meta_dict)
-        except pickle.UnpicklingError:
-            # A pre-transform may store a class PyG has not allow-listed. PyG's own loader
-            # retries (with a warning) for the file this very process wrote into our cache.
-            self.data, self.slices = fs.torch_load(self.processed_paths[0])
+        # a file holding anything but data is refused (gtsp.data.safe_load), never read another way
+        with ogb_safe_load():
+            super().__init__(name=name, root=root, pre_transform=pre_transform, meta_dict=meta_dict)
 
     @property
     def processed_dir(self) -> str:
