@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -68,3 +70,26 @@ def test_edited_weights_are_refused(mutag_run, tmp_path):
     save_file(state, str(path), metadata={"gtsp_spec": json.dumps(read_spec(mutag_run / "model.safetensors"))})
     with pytest.raises(GtspError, match="do not fit the architecture"):
         load_model(path)
+
+
+def test_export_never_replaces_a_file_silently(mutag_run, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    out.write_text("an earlier export")
+    assert main(["export", str(mutag_run), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "an earlier export"
+    assert main(["export", str(mutag_run), "--out", str(out), "--overwrite"]) == 0
+    assert read_spec(out)["dataset"] == "MUTAG"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask  # readable as any file the user creates
+    assert stat.S_IMODE((mutag_run / "results.json").stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("name", ["results.json", "model.safetensors", "model.safetensors.json"])
+def test_export_refuses_to_replace_the_runs_own_files(mutag_run, capsys, name):
+    before = (mutag_run / name).read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert main(["export", str(mutag_run), "--out", str(mutag_run / name), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "of the run folder" in err, err
+    assert (mutag_run / name).read_bytes() == before

@@ -121,7 +121,9 @@ def _data_parser(sub) -> None:
 def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="save a run's model (compacted when pruned) as one file")
     p.add_argument("run_dir", help="folder of a finished gtsp train run")
-    p.add_argument("--out", required=True, help="file to write, e.g. model.gtsp.pt")
+    p.add_argument("--out", required=True, help="file to write (safetensors, with its spec also in FILE.json), "
+                                                "e.g. model.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     e = sub.add_parser("evaluate", help="test metric and throughput of an exported model")
     e.add_argument("model_file", help="file written by gtsp export")
     e.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
@@ -229,7 +231,7 @@ def _build_mol(args) -> None:
 def _cmd_export(args) -> None:
     from gtsp.inference import export_run
 
-    print(f"wrote {export_run(args.run_dir, args.out)}")
+    print(f"wrote {export_run(args.run_dir, args.out, overwrite=args.overwrite)}")
 
 
 def _cmd_evaluate(args) -> None:

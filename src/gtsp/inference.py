@@ -7,7 +7,9 @@ stored code.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from gtsp.data.batching import eval_batches
 from gtsp.data.info import DatasetInfo
 from gtsp.data.registry import load_dataset
 from gtsp.errors import GtspError
+from gtsp.file_mode import as_new_file
 from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, load_model, read_spec, save_model, spec_path
 from gtsp.train.metrics import predictions, score
 from gtsp.train.trainer import predict
@@ -44,15 +47,45 @@ def run_model_file(run_dir: str | Path) -> Path:
     return source
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write ``out`` (and ``out.json``) from a finished run, with the run's provenance in the spec."""
+def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``out`` (and ``out.json``) from a finished run, with the run's provenance in the spec.
+
+    An existing ``out`` is replaced only with ``overwrite``; a file of the run folder itself never is.
+    Each file is written through a temporary file and renamed, so an interrupted export leaves none half-written.
+    """
     source = run_model_file(run_dir)
     read_spec(source)  # refuses a damaged file before copying it
     out = Path(out)
+    _check_export_target(Path(run_dir), out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, out)
-    shutil.copyfile(spec_path(source), spec_path(out))
+    _copy_atomic(source, out)
+    _copy_atomic(spec_path(source), spec_path(out))
     return out
+
+
+def _check_export_target(run_dir: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a folder, a file of the run folder, or an existing file without ``overwrite``."""
+    if out.is_dir():
+        raise GtspError(f"--out {out} is a folder: give a file name, e.g. --out {out / 'model.safetensors'}")
+    for target in (out, spec_path(out)):
+        if target.exists() and target.resolve().parent == run_dir.resolve():
+            raise GtspError(f"--out {out} would replace {target.name} of the run folder {run_dir}: "
+                            "write the export outside it, e.g. --out model.safetensors")
+        if target.exists() and not overwrite:
+            raise GtspError(f"{target} already exists: choose another --out, or pass --overwrite to replace it")
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary file in ``target``'s folder, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        as_new_file(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def check_dataset_fits(spec: dict[str, Any], info: DatasetInfo, dataset: str) -> None:

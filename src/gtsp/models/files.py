@@ -26,6 +26,7 @@ from torch import nn
 
 from gtsp.data.info import DatasetInfo
 from gtsp.errors import GtspError
+from gtsp.file_mode import as_new_file
 from gtsp.models import backbone, build_model
 from gtsp.sparsify.plan import CompactionPlan, apply_plan
 
@@ -108,6 +109,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        as_new_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -30,6 +30,7 @@ from typing import IO, Any
 import torch
 
 from gtsp.errors import GtspError
+from gtsp.file_mode import as_new_file
 
 log = logging.getLogger("gtsp.train")
 
@@ -55,6 +56,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        as_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -76,6 +78,7 @@ def save_checkpoint(out: Path, state: dict[str, Any]) -> None:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        as_new_file(tmp)
         if (out / CHECKPOINT).exists():
             os.replace(out / CHECKPOINT, out / PREVIOUS)
         os.replace(tmp, out / CHECKPOINT)
