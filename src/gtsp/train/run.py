@@ -30,7 +30,7 @@ from gtsp.provenance import provenance
 from gtsp.sparsify import build_sparsifier, sparsity_record
 from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
-from gtsp.train.results import accounting, machine, results_table, write_results
+from gtsp.train.results import accounting, machine, missed_budget, results_table, write_results
 from gtsp.train.run_folder import RunFolder
 from gtsp.train.trainer import Trainer, seed_everything
 
@@ -152,6 +152,9 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
             save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)),
                        out / MODEL_FILE)
         print(results_table(results))
+        missed = missed_budget(results)
+        if missed:
+            log.warning(missed)
     return results
 
 
