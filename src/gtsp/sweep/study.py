@@ -119,12 +119,25 @@ class SweepStudy:
         return self.out / self.points[index].name
 
     def trials_by_point(self) -> dict[int, list[FrozenTrial]]:
+        """Each point's trials since it was last reset (:meth:`reset`)."""
         by_point: dict[int, list[FrozenTrial]] = {p.index: [] for p in self.points}
+        reset = self.study.user_attrs.get("reset_at", {})
         for trial in self.study.get_trials(deepcopy=False):
             index = point_of(trial)
-            if index in by_point:
+            if index in by_point and trial.number >= reset.get(str(index), 0):
                 by_point[index].append(trial)
         return by_point
+
+    def reset(self, points: list[Point]) -> None:
+        """Forget the trials of ``points`` so far (``--rerun-changed``): they count as never tried."""
+        if not points:
+            return
+        mark = len(self.study.get_trials(deepcopy=False))
+        reset = dict(self.study.user_attrs.get("reset_at", {}))
+        reset.update({str(p.index): mark for p in points})
+        self.study.set_user_attr("reset_at", reset)
+        for point in points:  # their grid cells count as visited: they come back through the queue
+            self.study.enqueue_trial({PARAM: point.index}, user_attrs={"requeued": True})
 
     def states(self) -> list[PointState]:
         """The state of every point, from the study's trials and the run folders."""
