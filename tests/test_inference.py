@@ -93,3 +93,20 @@ def test_export_refuses_to_replace_the_runs_own_files(mutag_run, capsys, name):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "of the run folder" in err, err
     assert (mutag_run / name).read_bytes() == before
+
+
+def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(mutag_run, tmp_path, capsys, monkeypatch):
+    import errno
+    import shutil
+
+    def copy_half_then_fail(source, target):
+        with open(target, "wb") as handle:
+            handle.write(open(source, "rb").read(50))
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(shutil, "copyfile", copy_half_then_fail)
+    out = tmp_path / "full" / "m.safetensors"
+    assert main(["export", str(mutag_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gtsp: error: the disk is full writing ") and "Traceback" not in err
+    assert list((tmp_path / "full").iterdir()) == []  # no half-written file, no temporary file

@@ -5,6 +5,7 @@ Errors the user can fix (:class:`gtsp.errors.GtspError`) print one line and exit
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -271,7 +272,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gtsp: interrupted (resume with --resume)", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        print(f"gtsp: error: {disk_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
+
+
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+def disk_error_line(err: OSError) -> str:
+    """One line for a write that the file system refused: what, where, and how to go on."""
+    where = f" writing {err.filename}" if err.filename else ""
+    return (f"{DISK_ERRORS[err.errno]}{where}: free space or make the folder writable (or choose another --out / "
+            "--cache-root), then run the same command again (a run continues with --resume from its last "
+            "checkpoint; gtsp writes each file whole or not at all)")
 
 
 if __name__ == "__main__":

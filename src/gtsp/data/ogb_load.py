@@ -23,6 +23,7 @@ from gtsp.data.mol_build import build_mol_dataset, custom_folder
 from gtsp.data.ogb_layout import official_meta, official_names
 from gtsp.data.paths import cache_root as resolve_cache
 from gtsp.data.paths import data_root as resolve_data
+from gtsp.data.safe_load import whole_or_nothing
 from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
 
@@ -60,8 +61,8 @@ class _OgbDataset(PygGraphPropPredDataset):
         return os.path.join(self.root, f"processed_{self.tag}" if self.tag else "processed")
 
     def process(self) -> None:
-        with single_thread():  # tens of thousands of tiny per-graph ops: threads only add contention
-            super().process()
+        with single_thread(), whole_or_nothing(Path(self.processed_dir)):
+            super().process()  # tens of thousands of tiny per-graph ops: threads only add contention
 
 
 class _CustomEvaluator(Evaluator):

@@ -45,8 +45,13 @@ def load_dataset(name: str, *, data_root: str | None = None, cache_root: str | N
     """Load ``name`` with the precomputed ``features`` (e.g. ``("rwse",)``) and its split."""
     root, cache = resolve_data(data_root), resolve_cache(cache_root)
     pre_transform, tag = pre_transform_for(features)
-    with cache_loads_data_only(cache):
-        return _load(name, root, cache, pre_transform, tag, seed, folds, fold)
+    try:
+        with cache_loads_data_only(cache):
+            return _load(name, root, cache, pre_transform, tag, seed, folds, fold)
+    except OSError as err:  # PyG and OGB write the processed data there
+        raise GtspError(f"cannot prepare {name} in the processed-data cache {cache} ({err.strerror or err}"
+                        f"{': ' + str(err.filename) if err.filename else ''}): free space there or make it "
+                        "writable, or choose another with --cache-root / GTSP_CACHE") from None
 
 
 def _load(name: str, root, cache, pre_transform, tag: str, seed: int, folds: int, fold: int) -> GraphDataset:

@@ -7,12 +7,15 @@ A file in a shared or tampered cache could then run code. While :func:`cache_loa
 active, every ``torch.load`` is forced to ``weights_only=True`` (torch's own
 ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` switch) with PyG's plain data classes allow-listed; a file that
 holds anything else is refused with an error naming it and saying to delete it (it is rebuilt).
+Processing that fails (a full disk, a read-only cache) leaves no partial processed folder behind
+(:func:`whole_or_nothing`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import pickle
+import shutil
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +45,13 @@ def cache_loads_data_only(cache: Path) -> Iterator[None]:
         raise GtspError(f"the cached file {file} holds more than data (pickled objects gtsp never loads, "
                         f"possibly code): delete it (rm -r {file}) and run again to rebuild it from the "
                         "original data") from None
+    except (RuntimeError, EOFError, ValueError) as err:  # a cut-short or foreign file (zip, EOF, ...)
+        file = _file_being_loaded(err)
+        if file is None:
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise GtspError(f"the cached file {file} is unreadable ({type(err).__name__}: {first}): delete it "
+                        f"(rm -r {file}) and run again to rebuild it from the original data") from None
     finally:
         for key, value in saved.items():
             if value is None:
@@ -58,3 +68,13 @@ def _file_being_loaded(err: BaseException) -> str | None:
             name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "path", None) or getattr(f, "name", None)
             return str(name) if name else None
     return None
+
+
+@contextlib.contextmanager
+def whole_or_nothing(processed_dir: Path) -> Iterator[None]:
+    """Around a dataset's processing: when it fails, remove ``processed_dir`` so no partial file is read later."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(processed_dir, ignore_errors=True)
+        raise

@@ -21,6 +21,7 @@ from torch_geometric.utils import degree
 
 from gtsp.data.info import DatasetInfo
 from gtsp.data.paths import EMBEDDED_ROOT
+from gtsp.data.safe_load import whole_or_nothing
 from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
 
@@ -48,8 +49,8 @@ class _CachedTU(TUDataset):
             raise _DownloadFailed(str(err) or type(err).__name__) from err
 
     def process(self) -> None:
-        with single_thread():  # thousands of tiny per-graph ops: threads only add contention
-            super().process()
+        with single_thread(), whole_or_nothing(Path(self.processed_dir)):
+            super().process()  # thousands of tiny per-graph ops: threads only add contention
 
 
 class _DownloadFailed(Exception):

@@ -112,4 +112,48 @@ def journal_backend(path: str | Path) -> JournalFileBackend:
     """Optuna's journal file backend on ``path`` (made absolute) with :class:`JournalLock`."""
     journal = Path(path).absolute()
     journal.parent.mkdir(parents=True, exist_ok=True)
-    return JournalFileBackend(str(journal), lock_obj=JournalLock(journal))
+    lock = JournalLock(journal)
+    drop_torn_record(journal, lock)
+    return JournalFileBackend(str(journal), lock_obj=lock)
+
+
+def drop_torn_record(journal: Path, lock: JournalLock) -> None:
+    """Cut an incomplete last record (a process stopped mid-write) off ``journal``, saying so.
+
+    Optuna skips such a record when reading but appends the next one right after it, which merges
+    both into one unreadable line (Optuna then fails with "Should not reach."). The record was
+    never complete, so no process relies on it; the cut is made holding the journal's lock.
+    """
+    if not _torn(journal):
+        return
+    lock.acquire()
+    try:
+        if not _torn(journal):  # a live writer finished it meanwhile
+            return
+        data = journal.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        os.truncate(journal, keep)
+    finally:
+        lock.release()
+    log.warning("%s ended with an incomplete record (%d bytes, left by a process stopped while writing it): "
+                "removed it", journal, len(data) - keep)
+
+
+def _torn(journal: Path) -> bool:
+    """Whether ``journal`` is non-empty and does not end with a newline."""
+    try:
+        with open(journal, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def damaged_journal(path: str | Path, err: BaseException) -> GtspError:
+    """The error for a journal Optuna cannot replay (cut short or edited)."""
+    return GtspError(f"the journal {path} is damaged and cannot be read ({type(err).__name__}: {err}): move it "
+                     f"aside (mv {path} {path}.damaged) and run again; finished runs are found from their "
+                     "results.json and interrupted ones continue from their checkpoints")

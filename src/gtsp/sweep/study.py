@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from gtsp.errors import GtspError
 from gtsp.sweep.claim import is_claimed
 from gtsp.sweep.grid import Point
-from gtsp.sweep.journal import journal_backend
+from gtsp.sweep.journal import damaged_journal, journal_backend
 from gtsp.sweep.spec import SweepSpec
 
 PARAM = "point"
@@ -52,12 +52,16 @@ def open_storage(url: str) -> BaseStorage:
     try:
         if "://" in url:
             return RDBStorage(url)
-        return JournalStorage(journal_backend(url))
+        backend = journal_backend(url)
     except GtspError:
         raise
     except Exception as err:  # sqlalchemy / driver errors come in many types
         raise GtspError(f"cannot open sweep storage {url} ({type(err).__name__}: {err}): give a journal file "
                         "path or a database URL such as sqlite:///sweep.db or postgresql://user@host/db") from None
+    try:
+        return JournalStorage(backend)
+    except (AssertionError, KeyError, ValueError, AttributeError, TypeError) as err:  # Optuna's replay failing
+        raise damaged_journal(url, err) from None
 
 
 def open_sweep(spec: SweepSpec, points: list[Point], url: str) -> "SweepStudy":
@@ -66,8 +70,11 @@ def open_sweep(spec: SweepSpec, points: list[Point], url: str) -> "SweepStudy":
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(url)
     sampler = PointGrid({PARAM: list(range(len(points)))}, seed=0)
-    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, direction="maximize",
-                                load_if_exists=True)
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, direction="maximize",
+                                    load_if_exists=True)
+    except (AssertionError, KeyError, AttributeError) as err:  # the journal's records do not fit together
+        raise damaged_journal(url, err) from None
     names = [p.name for p in points]
     stored = study.user_attrs.get("points")
     if stored is None:
