@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,16 +98,47 @@ def test_export_refuses_to_replace_the_runs_own_files(mutag_run, capsys, name):
 
 def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(mutag_run, tmp_path, capsys, monkeypatch):
     import errno
-    import shutil
 
-    def copy_half_then_fail(source, target):
-        with open(target, "wb") as handle:
-            handle.write(open(source, "rb").read(50))
+    import gtsp.inference
+
+    def write_half_then_fail(state, target, metadata):
+        Path(target).write_bytes(b"\0" * 50)
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(shutil, "copyfile", copy_half_then_fail)
+    monkeypatch.setattr(gtsp.inference, "save_file", write_half_then_fail)
     out = tmp_path / "full" / "m.safetensors"
     assert main(["export", str(mutag_run), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("gtsp: error: the disk is full writing ") and "Traceback" not in err
     assert list((tmp_path / "full").iterdir()) == []  # no half-written file, no temporary file
+
+
+def test_flipped_weights_or_an_edited_spec_are_refused(mutag_run, tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(mutag_run), "--out", str(out)]) == 0
+    with safe_open(str(out), framework="pt") as handle:
+        metadata = handle.metadata()
+    state = load_file(str(out))
+    assert load_model(out)[0] is not None
+
+    flipped = dict(state)
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    flipped[name] = state[name].clone()
+    flipped[name].view(-1)[0] = -flipped[name].view(-1)[0] + 1.0
+    save_file(flipped, str(tmp_path / "flipped.safetensors"), metadata=metadata)
+    assert main(["evaluate", str(tmp_path / "flipped.safetensors")]) == 2
+    assert "the weights in" in capsys.readouterr().err
+
+    spec = json.loads(metadata["gtsp_spec"])
+    spec["hparams"]["pool"] = "max" if spec["hparams"].get("pool") != "max" else "mean"
+    save_file(state, str(tmp_path / "edited.safetensors"), metadata={**metadata, "gtsp_spec": json.dumps(spec)})
+    with pytest.raises(GtspError, match="was changed after gtsp wrote it"):
+        load_model(tmp_path / "edited.safetensors")
+
+    old = {k: v for k, v in metadata.items() if not k.endswith("_sha256")}  # a file from before digests
+    save_file(state, str(tmp_path / "old.safetensors"), metadata=old)
+    model, _ = load_model(tmp_path / "old.safetensors")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
