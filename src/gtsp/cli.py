@@ -28,6 +28,8 @@ def _parse_pairs(text: str, kind: str) -> dict[str, str]:
         if "=" not in item:
             raise GtspError(f"{kind} entry {item!r} is not key=value: write e.g. {kind} token=0.5,head=0.5")
         key, value = item.split("=", 1)
+        if key.strip() in pairs:
+            raise GtspError(f"{kind} names {key.strip()} twice ({text}): give each key once")
         pairs[key.strip()] = value.strip()
     return pairs
 
