@@ -159,3 +159,14 @@ def test_a_missed_budget_is_said_at_the_end_of_the_run(kind, pruned_share, misse
     assert f"asked {kind}=0.5" in line and f"measured {pruned_share:.3f}" in line and "predicted 0.480" in line
     lower = float(line.rsplit(f"--budget {kind}=", 1)[1].split(",")[0].rstrip("."))
     assert lower < 0.5 and "within_budget: false" in line
+
+
+def test_an_unaffordable_budget_leaves_nothing_that_blocks_the_retry(tmp_path, cache_root, capsys):
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "--model", "gps", "--budget", "flops=0.01", "--out", str(out),
+            "--cache-root", str(cache_root)]
+    assert main(argv) == 2
+    assert "raise the budget" in capsys.readouterr().err
+    assert list(out.iterdir()) == []  # no budget/prices.json left behind
+    assert main(argv) == 2  # the retry gets the same answer, not "--out is not empty"
+    assert "raise the budget" in capsys.readouterr().err

@@ -57,6 +57,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
     p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before cosine decay (default 5)")
+    p.add_argument("--select-from", type=int, metavar="EPOCH",
+                   help="choose the best model among epochs >= EPOCH only (default 1: every epoch); guards "
+                        "against a tiny validation split ranking a barely trained early epoch first")
     p.add_argument("--grad-clip", type=float, help="gradient-norm clip, 0 = off (default 5)")
     p.add_argument("--bucket-pool", type=int, help="training batches per size-sorted pool (default 1 = plain "
                                                   "shuffled batches; 16 trains faster but cost NCI1 accuracy)")
@@ -147,6 +150,9 @@ def _export_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gtsp", description="Train graph transformers (GraphGPS, GraphTrans, "
                                      "Graphormer) and sparsify them into smaller, faster models (GTSP).")
+    from gtsp import __version__
+
+    parser.add_argument("--version", action="version", version=f"gtsp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _data_parser(sub)

@@ -7,7 +7,9 @@ name is a folder made by ``gtsp data build-mol`` under ``<cache>/custom/<name>``
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -23,9 +25,11 @@ from gtsp.data.mol_build import build_mol_dataset, custom_folder
 from gtsp.data.ogb_layout import official_meta, official_names
 from gtsp.data.paths import cache_root as resolve_cache
 from gtsp.data.paths import data_root as resolve_data
-from gtsp.data.safe_load import whole_or_nothing
+from gtsp.data.safe_load import QuietProcessing, whole_or_nothing
 from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
+
+log = logging.getLogger("gtsp.data")
 
 # Official OGB datasets that can be rebuilt from a CSV under the data root: the CSV
 # must be MoleculeNet's file in OGB's row order (the graph index is the row index).
@@ -46,7 +50,7 @@ def ogb_safe_load() -> contextlib.AbstractContextManager:
     return torch.serialization.safe_globals(_PYG_PICKLE_CLASSES)
 
 
-class _OgbDataset(PygGraphPropPredDataset):
+class _OgbDataset(QuietProcessing, PygGraphPropPredDataset):
     """OGB's dataset, with one processed folder per pre-transform so that choices never mix."""
 
     def __init__(self, name: str, root: str, meta_dict: dict | None, pre_transform: Callable | None,
@@ -61,7 +65,9 @@ class _OgbDataset(PygGraphPropPredDataset):
         return os.path.join(self.root, f"processed_{self.tag}" if self.tag else "processed")
 
     def process(self) -> None:
-        with single_thread(), whole_or_nothing(Path(self.processed_dir)):
+        log.info("processing %s into %s (once: later runs read it from there)", self.name, self.processed_dir)
+        # OGB's own progress lines go to stdout; its progress bar (stderr) stays
+        with single_thread(), whole_or_nothing(Path(self.processed_dir)), contextlib.redirect_stdout(io.StringIO()):
             super().process()  # tens of thousands of tiny per-graph ops: threads only add contention
 
 

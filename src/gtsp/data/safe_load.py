@@ -78,3 +78,19 @@ def whole_or_nothing(processed_dir: Path) -> Iterator[None]:
     except BaseException:
         shutil.rmtree(processed_dir, ignore_errors=True)
         raise
+
+
+class QuietProcessing:
+    """Mixin for a PyG dataset class: PyG's "Processing... Done!" lines replaced by one gtsp log line.
+
+    PyG prints them when the dataset's ``log`` attribute is true, which its constructor sets; this
+    property keeps it false whatever is assigned.
+    """
+
+    @property
+    def log(self) -> bool:
+        return False
+
+    @log.setter
+    def log(self, value: bool) -> None:
+        pass

@@ -92,6 +92,7 @@ def load_checkpoint(out: Path, map_location: Any = "cpu") -> dict[str, Any] | No
 
     An unreadable ``checkpoint.pt`` (truncated, not a checkpoint) is removed with a warning and
     ``checkpoint.prev.pt`` is used instead; when neither can be read the run cannot continue.
+    The state's ``loaded_from`` names the file it came from.
     """
     out = Path(out)
     latest, previous = out / CHECKPOINT, out / PREVIOUS
@@ -101,10 +102,11 @@ def load_checkpoint(out: Path, map_location: Any = "cpu") -> dict[str, Any] | No
     if latest.exists():
         state, problem = _read_checkpoint(latest, map_location)
         if state is not None:
-            return state
+            return {**state, "loaded_from": str(latest)}
     if previous.exists():
         state, previous_problem = _read_checkpoint(previous, map_location)
         if state is not None:
+            state = {**state, "loaded_from": str(previous)}
             log.warning("%s %s: continuing from %s (after epoch %d)", latest, problem, previous,
                         state["trainer"]["epoch"])
             latest.unlink(missing_ok=True)
