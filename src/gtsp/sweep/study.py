@@ -48,7 +48,7 @@ def storage_url(spec: SweepSpec, storage: str | None) -> str:
 
 
 def open_storage(url: str) -> BaseStorage:
-    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path (its lock: :mod:`gtsp.sweep.journal`)."""
+    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file (:mod:`gtsp.sweep.journal`)."""
     try:
         if "://" in url:
             return RDBStorage(url)

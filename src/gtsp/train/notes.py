@@ -19,7 +19,7 @@ def warmup_note(epochs: int, warmup_epochs: int) -> str | None:
 
 
 def early_best_note(results: dict[str, Any], warmup_epochs: int, select_from: int) -> str | None:
-    """The explanation of a best model chosen at a very early epoch (None otherwise, or when ``--select-from`` was set)."""
+    """Why the model kept is from a very early epoch (None otherwise, or when ``--select-from`` was set)."""
     best, epochs = results["best_epoch"], results["epochs"]
     if select_from > 1 or epochs < 10 or best > max(warmup_epochs, epochs // 10):
         return None
