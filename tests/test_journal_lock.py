@@ -105,3 +105,13 @@ def test_a_journal_with_a_broken_record_inside_is_refused_with_the_fix(tmp_path)
     with pytest.raises(GtspError, match="is damaged") as err:
         open_sweep()
     assert f"mv {journal_file} {journal_file}.damaged" in str(err.value)
+
+
+def test_a_lock_that_is_a_folder_is_named_not_waited_on_forever(tmp_path):
+    journal_file = tmp_path / "j.journal"
+    lock_path = tmp_path / "j.journal.lock"
+    lock_path.mkdir()
+    old = time.time() - journal.STALE_S - 5
+    os.utime(lock_path, (old, old))
+    with pytest.raises(GtspError, match=re.escape(f"rm -r {lock_path}")):
+        journal.JournalLock(journal_file).acquire()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -75,6 +76,9 @@ class JournalLock:
             seen = os.lstat(self.path)
         except FileNotFoundError:
             return True  # released meanwhile
+        if stat.S_ISDIR(seen.st_mode):
+            raise GtspError(f"the journal lock {self.path} is a folder, which no gtsp process makes: remove it "
+                            f"(rm -r {self.path}) and rerun")
         dangling = not os.path.exists(self.path)
         age = time.time() - seen.st_mtime
         if age < (DANGLING_STALE_S if dangling else STALE_S):

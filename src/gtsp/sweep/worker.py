@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as err:
+        from gtsp.cli import DISK_ERRORS, disk_error_line
+
+        if err.errno not in DISK_ERRORS:
+            raise
+        print(f"gtsp: error: {disk_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
 
 
