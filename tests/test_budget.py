@@ -86,6 +86,7 @@ def test_latency_budget_prunes_only_structure_and_reports_the_measured_share(tmp
     assert budget["measured_cost"] == pytest.approx(1.0 / results["speedup"]["measured"])
     record = json.loads((out / "budget" / "choice.json").read_text())
     assert "batch of 19 validation graphs (--batch-size 32) on cpu" in record["priced_on"]
+    assert budget["priced_on"] == record["priced_on"]  # results.json says it too
 
 
 def test_a_resumed_budget_run_trains_the_saved_choice_without_searching_again(tmp_path, cache_root):
@@ -136,3 +137,36 @@ def test_a_failed_proxy_is_left_out_and_an_interrupted_one_is_retried(mutag, cac
     assert record["failed_trials"][0]["ratios"] == calls[0] and "too few epochs" in record["failed_trials"][0]["error"]
     assert record["chosen"] == calls[3] and all(t["cost"] <= 0.5 for t in record["trials"])
     assert choose(cfg, mutag, spec, tmp_path, interrupted_then_fine) == record and len(calls) == 4  # saved
+
+
+@pytest.mark.parametrize("kind, pruned_share, missed", [("flops", 0.6, True), ("flops", 0.45, False),
+                                                         ("latency", 0.52, True)])
+def test_a_missed_budget_is_said_at_the_end_of_the_run(kind, pruned_share, missed):
+    from gtsp.budget.choice import achieved
+    from gtsp.budget.spec import BudgetSpec
+    from gtsp.train.results import missed_budget
+
+    record = {"budget": BudgetSpec(kind, 0.5).to_dict(), "chosen": {"head": 0.5}, "predicted_cost": 0.48,
+              "reason": "best proxy", "trials": []}
+    results = {"flops_per_graph": {"dense": 100.0, "pruned": 100.0 * pruned_share},
+               "speedup": {"measured": 1.0 / pruned_share}}
+    entry = achieved(record, results)
+    assert entry["within_budget"] is (not missed)
+    line = missed_budget({"budget": entry})
+    if not missed:
+        assert line is None
+        return
+    assert f"asked {kind}=0.5" in line and f"measured {pruned_share:.3f}" in line and "predicted 0.480" in line
+    lower = float(line.rsplit(f"--budget {kind}=", 1)[1].split(",")[0].rstrip("."))
+    assert lower < 0.5 and "within_budget: false" in line
+
+
+def test_an_unaffordable_budget_leaves_nothing_that_blocks_the_retry(tmp_path, cache_root, capsys):
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "--model", "gps", "--budget", "flops=0.01", "--out", str(out),
+            "--cache-root", str(cache_root)]
+    assert main(argv) == 2
+    assert "raise the budget" in capsys.readouterr().err
+    assert list(out.iterdir()) == []  # no budget/prices.json left behind
+    assert main(argv) == 2  # the retry gets the same answer, not "--out is not empty"
+    assert "raise the budget" in capsys.readouterr().err

@@ -51,6 +51,8 @@ def fake_checkpoint(out, **config):
     (lambda p: ["--fold", "2", "--epochs", "1"], "--fold 2 needs --folds"),
     (lambda p: ["--prune-arg", "layer.criterion=cka", "--epochs", "1"], "layer is not pruned"),
     (lambda p: ["--resume", "--overwrite", "--epochs", "1"], "--resume and --overwrite contradict each other"),
+    (lambda p: ["--prune", "token=0.5,token=0.2"], "--prune names token twice (token=0.5,token=0.2): give each key once"),
+    (lambda p: ["--budget", "flops=0.5,flops=0.3"], "--budget names flops twice"),
 ])
 def test_bad_settings_get_one_line_and_no_traceback(capsys, tmp_path, make_argv, message):
     code, err = run_cli(capsys, "train", "--out", str(tmp_path / "run"), *make_argv(tmp_path))

@@ -32,6 +32,7 @@ BAD_TYPES = {
     "epochs": ("ten", "is not an integer"), "batch_size": (12.5, "is not an integer"),
     "lr": ("fast", "is not a number"), "weight_decay": (True, "is not a number"),
     "warmup_epochs": ("five", "is not an integer"), "grad_clip": ("inf", "is not a number"),
+    "select_from": ("late", "is not an integer"),
     "bucket_pool": ("x", "is not an integer"), "threads": (1.5, "is not an integer"),
     "device": (0, "is not a text"), "folds": ("ten", "is not an integer"), "fold": ([], "is not an integer"),
     "resume": ("yes please", "is not true or false"), "overwrite": (1, "is not true or false"),

@@ -62,3 +62,25 @@ def test_refusals_name_the_problem(lipo_model, tmp_path, capsys, monkeypatch):
                  "--smiles-col", "mol"]) == 2
     assert "but this installation has {'name': 'other'" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_molecules_over_the_size_limit_are_marked_fast_with_the_limit(lipo_model, tmp_path, capsys):
+    import time
+
+    from gtsp.predict import MAX_ATOMS, MAX_SMILES_CHARS
+
+    model_file, _, smiles = lipo_model
+    new = tmp_path / "big.csv"
+    huge = "C" * 200_000  # a 200,000-atom chain
+    large = "C" * (MAX_ATOMS + 1)
+    pd.DataFrame({"smiles": [smiles[0], huge, large, smiles[1]]}).to_csv(new, index=False)
+    start = time.monotonic()
+    assert main(["predict", str(model_file), "--csv", str(new), "--out", str(tmp_path / "p.csv")]) == 0
+    assert time.monotonic() - start < 30
+    assert capsys.readouterr().out.strip().endswith(
+        f"2 molecules predicted, 0 invalid SMILES marked, 2 over the size limit ({MAX_ATOMS:,} atoms) marked")
+    table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert table.loc[1, "error"] == f"SMILES over the {MAX_SMILES_CHARS:,}-character limit (200,000 characters)"
+    assert table.loc[2, "error"] == f"molecule over the {MAX_ATOMS:,}-atom limit ({MAX_ATOMS + 1:,} atoms)"
+    assert table.loc[1, "pred_lipo"] == table.loc[2, "pred_lipo"] == ""
+    assert table.loc[0, "pred_lipo"] != "" and table.loc[3, "pred_lipo"] != ""

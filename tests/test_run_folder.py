@@ -128,9 +128,11 @@ def test_the_previous_checkpoint_is_kept_and_used_when_the_latest_is_corrupt(tmp
     save_checkpoint(tmp_path, fake_state(2))
     assert torch.load(tmp_path / PREVIOUS, weights_only=True)["trainer"]["epoch"] == 1
     assert load_checkpoint(tmp_path)["trainer"]["epoch"] == 2
+    assert load_checkpoint(tmp_path)["loaded_from"] == str(tmp_path / CHECKPOINT)
     data = (tmp_path / CHECKPOINT).read_bytes()
     (tmp_path / CHECKPOINT).write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
-    assert load_checkpoint(tmp_path)["trainer"]["epoch"] == 1
+    state = load_checkpoint(tmp_path)
+    assert state["trainer"]["epoch"] == 1 and state["loaded_from"] == str(tmp_path / PREVIOUS)  # the resume log names it
     assert "is unreadable" in caplog.text and "continuing from" in caplog.text and PREVIOUS in caplog.text
     assert not (tmp_path / CHECKPOINT).exists()  # the unreadable file never becomes the fallback
 

@@ -69,6 +69,10 @@ def test_grid_names_values_and_configs(tmp_path):
     ({"grid": {"seed": [1, 1]}, "out": "o"}, "grid axis seed repeats a value"),
     ({"grid": {"seed": [0]}, "out": "o", "base": {"out": "x"}}, "base sets ['out'], which the sweep sets itself"),
     ({"grid": {"seed": [0]}}, "names no output folder"),
+    ({"grid": {"seed": ["0..100000000"]}, "out": "o"},
+     "grid axis seed: the range '0..100000000' has 100,000,001 values, over the limit of 10,000 per axis"),
+    ({"grid": {"seed": ["0..9999"], "fold": ["0..9999"]}, "out": "o"},
+     "the grid has 100,000,000 points, over the limit of 100,000"),
     ({"grid": {"model_args.heads": [3]}, "out": "o", "base": {"model_args": {"hidden": 16}}},
      "point heads-3: 3 attention heads do not divide the hidden size 16"),
 ])

@@ -5,6 +5,7 @@ Errors the user can fix (:class:`gtsp.errors.GtspError`) print one line and exit
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -27,6 +28,8 @@ def _parse_pairs(text: str, kind: str) -> dict[str, str]:
         if "=" not in item:
             raise GtspError(f"{kind} entry {item!r} is not key=value: write e.g. {kind} token=0.5,head=0.5")
         key, value = item.split("=", 1)
+        if key.strip() in pairs:
+            raise GtspError(f"{kind} names {key.strip()} twice ({text}): give each key once")
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -54,6 +57,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
     p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before cosine decay (default 5)")
+    p.add_argument("--select-from", type=int, metavar="EPOCH",
+                   help="choose the best model among epochs >= EPOCH only (default 1: every epoch); guards "
+                        "against a tiny validation split ranking a barely trained early epoch first")
     p.add_argument("--grad-clip", type=float, help="gradient-norm clip, 0 = off (default 5)")
     p.add_argument("--bucket-pool", type=int, help="training batches per size-sorted pool (default 1 = plain "
                                                   "shuffled batches; 16 trains faster but cost NCI1 accuracy)")
@@ -121,7 +127,9 @@ def _data_parser(sub) -> None:
 def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="save a run's model (compacted when pruned) as one file")
     p.add_argument("run_dir", help="folder of a finished gtsp train run")
-    p.add_argument("--out", required=True, help="file to write, e.g. model.gtsp.pt")
+    p.add_argument("--out", required=True, help="file to write (safetensors, with its spec also in FILE.json), "
+                                                "e.g. model.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     e = sub.add_parser("evaluate", help="test metric and throughput of an exported model")
     e.add_argument("model_file", help="file written by gtsp export")
     e.add_argument("--dataset", help="dataset to evaluate on (default: the one it was trained on)")
@@ -142,6 +150,9 @@ def _export_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gtsp", description="Train graph transformers (GraphGPS, GraphTrans, "
                                      "Graphormer) and sparsify them into smaller, faster models (GTSP).")
+    from gtsp import __version__
+
+    parser.add_argument("--version", action="version", version=f"gtsp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _data_parser(sub)
@@ -229,7 +240,7 @@ def _build_mol(args) -> None:
 def _cmd_export(args) -> None:
     from gtsp.inference import export_run
 
-    print(f"wrote {export_run(args.run_dir, args.out)}")
+    print(f"wrote {export_run(args.run_dir, args.out, overwrite=args.overwrite)}")
 
 
 def _cmd_evaluate(args) -> None:
@@ -269,7 +280,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gtsp: interrupted (resume with --resume)", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        print(f"gtsp: error: {disk_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
+
+
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+def disk_error_line(err: OSError) -> str:
+    """One line for a write that the file system refused: what, where, and how to go on."""
+    where = f" writing {err.filename}" if err.filename else ""
+    return (f"{DISK_ERRORS[err.errno]}{where}: free space or make the folder writable (or choose another --out / "
+            "--cache-root), then run the same command again (a run continues with --resume from its last "
+            "checkpoint; gtsp writes each file whole or not at all)")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class RunConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     warmup_epochs: int = 5
+    select_from: int = 1
     grad_clip: float = 5.0
     bucket_pool: int = 1
     threads: int = 1
@@ -62,6 +63,9 @@ class RunConfig:
                 raise GtspError(f"{name}={getattr(self, name)!r} is not allowed: {_flag(name)} takes "
                                 f"{description}")
         _check_folds(self.folds, self.fold)
+        if self.select_from > self.epochs:
+            raise GtspError(f"select_from={self.select_from} is after the last epoch ({self.epochs}): no epoch could "
+                            "be chosen; give --select-from at most --epochs")
         self.model_args = check_model_args(self.model, self.model_args)
         self.prune = check_prune(self.prune)
         check_prune_args(self.prune, self.prune_args)
@@ -80,6 +84,7 @@ FIELD_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "lr": (lambda v: v > 0, "a number > 0"),
     "weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "warmup_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "select_from": (lambda v: v >= 1, "an integer >= 1 (the first epoch whose model may be chosen as the best)"),
     "grad_clip": (lambda v: v >= 0, "a number >= 0 (0 = no clipping)"),
     "bucket_pool": (lambda v: v >= 1, "an integer >= 1 (1 = no size bucketing)"),
     "threads": (lambda v: v >= 1, "an integer >= 1"),

@@ -7,18 +7,23 @@ stored code.
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from gtsp.accounting.latency import measure_throughput
 from gtsp.data.batching import eval_batches
 from gtsp.data.info import DatasetInfo
 from gtsp.data.registry import load_dataset
 from gtsp.errors import GtspError
-from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, load_model, read_spec, save_model, spec_path
+from gtsp.file_mode import as_new_file
+from gtsp.models.digest import digest_metadata
+from gtsp.models.files import (COMPACTED_FILE, MODEL_FILE, SPEC_KEY, load_model, read_header, read_spec, read_weights,
+                               save_model, spec_path)
 from gtsp.train.metrics import predictions, score
 from gtsp.train.trainer import predict
 
@@ -44,15 +49,54 @@ def run_model_file(run_dir: str | Path) -> Path:
     return source
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write ``out`` (and ``out.json``) from a finished run, with the run's provenance in the spec."""
+def export_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``out`` (and ``out.json``) from a finished run, with the run's provenance in the spec.
+
+    The weights are checked against the digests in the run's file, and the export carries the
+    digests of its weights and spec (added for files written before digests existed). An existing
+    ``out`` is replaced only with ``overwrite``; a file of the run folder itself never is. Both
+    files are written to temporary names first and renamed only once both are complete.
+    """
     source = run_model_file(run_dir)
     read_spec(source)  # refuses a damaged file before copying it
     out = Path(out)
+    _check_export_target(Path(run_dir), out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, out)
-    shutil.copyfile(spec_path(source), spec_path(out))
+    metadata, state = read_header(source), read_weights(source)
+    metadata.update(digest_metadata(state, metadata[SPEC_KEY]))
+    _write_both(out, lambda tmp: save_file(state, tmp, metadata=metadata),
+                lambda tmp: Path(tmp).write_text(metadata[SPEC_KEY] + "\n"))
     return out
+
+
+def _check_export_target(run_dir: Path, out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a folder, a file of the run folder, or an existing file without ``overwrite``."""
+    if out.is_dir():
+        raise GtspError(f"--out {out} is a folder: give a file name, e.g. --out {out / 'model.safetensors'}")
+    for target in (out, spec_path(out)):
+        if target.exists() and target.resolve().parent == run_dir.resolve():
+            raise GtspError(f"--out {out} would replace {target.name} of the run folder {run_dir}: "
+                            "write the export outside it, e.g. --out model.safetensors")
+        if target.exists() and not overwrite:
+            raise GtspError(f"{target} already exists: choose another --out, or pass --overwrite to replace it")
+
+
+def _write_both(out: Path, write_model, write_spec) -> None:
+    """Write the model file and its spec beside it through temporary files; rename both only once both are whole."""
+    temporaries = []
+    try:
+        for target, write in ((out, write_model), (spec_path(out), write_spec)):
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            temporaries.append((tmp, target))
+            write(tmp)
+            as_new_file(tmp)
+        for tmp, target in temporaries:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in temporaries:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def check_dataset_fits(spec: dict[str, Any], info: DatasetInfo, dataset: str) -> None:

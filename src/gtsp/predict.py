@@ -4,7 +4,8 @@ The SMILES of a CSV are featurised exactly as the model's training data were (th
 recorded in the model file must be the one installed), with the precomputed encodings the
 model needs. The output CSV keeps every input row and column, adds one prediction column per
 output (probabilities for classification, values in the labels' units for regression) and an
-``error`` column that marks rows whose SMILES cannot be parsed (their predictions are empty).
+``error`` column that marks rows whose SMILES cannot be parsed, or whose molecule is over the
+size limit (:data:`MAX_ATOMS`); their predictions are empty.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from gtsp.models.files import load_model
 from gtsp.train.metrics import destandardise
 
 ERROR_COLUMN = "error"
+# molecules larger than this are marked, not predicted: the datasets gtsp trains on have at most a few
+# hundred atoms, and attention (and the shortest paths some models need) grows with the square of the atoms
+MAX_ATOMS = 1000
+MAX_SMILES_CHARS = 20 * MAX_ATOMS  # longer text is not even parsed
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,11 @@ class PredictSummary:
     out: Path
     predicted: int
     invalid: int
+    too_large: int = 0
 
     def line(self) -> str:
-        return f"wrote {self.out}: {self.predicted} molecules predicted, {self.invalid} invalid SMILES marked"
+        large = f", {self.too_large} over the size limit ({MAX_ATOMS:,} atoms) marked" if self.too_large else ""
+        return f"wrote {self.out}: {self.predicted} molecules predicted, {self.invalid} invalid SMILES marked{large}"
 
 
 def predict_csv(model_file: str | os.PathLike, csv: str | os.PathLike, out: str | os.PathLike, *,
@@ -49,13 +56,34 @@ def predict_csv(model_file: str | os.PathLike, csv: str | os.PathLike, out: str 
     frame = _read_smiles(csv, smiles_col)
     from gtsp.data.featurize import featurize_smiles  # imports RDKit: molecular models only
 
-    graphs, invalid = featurize_smiles(frame[smiles_col].tolist(), spec["features"])
+    smiles = frame[smiles_col].tolist()
+    too_large = _too_large(smiles)
+    graphs, invalid = featurize_smiles(["" if row in too_large else s for row, s in enumerate(smiles)],
+                                       spec["features"])
     info = DatasetInfo.from_dict(spec["dataset_info"])
     values = predict_graphs(model, info, graphs, batch_size)
     table = _output_table(frame, values, invalid, info, spec)
+    for row, reason in too_large.items():
+        table.loc[row, ERROR_COLUMN] = reason
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
-    return PredictSummary(out, len(graphs), len(invalid))
+    return PredictSummary(out, len(graphs), len(invalid) - len(too_large), len(too_large))
+
+
+def _too_large(smiles: list[str]) -> dict[int, str]:
+    """Rows whose molecule is over the size limit, with the reason (attention grows with the square of atoms)."""
+    from rdkit import Chem, rdBase
+
+    reasons = {}
+    with rdBase.BlockLogs():
+        for row, text in enumerate(smiles):
+            if len(text) > MAX_SMILES_CHARS:
+                reasons[row] = f"SMILES over the {MAX_SMILES_CHARS:,}-character limit ({len(text):,} characters)"
+                continue
+            mol = Chem.MolFromSmiles(text, sanitize=False)
+            if mol is not None and mol.GetNumAtoms() > MAX_ATOMS:
+                reasons[row] = f"molecule over the {MAX_ATOMS:,}-atom limit ({mol.GetNumAtoms():,} atoms)"
+    return reasons
 
 
 @torch.no_grad()

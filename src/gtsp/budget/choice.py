@@ -48,7 +48,8 @@ def achieved(record: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     """The ``results.json`` entry of a budget run: asked, predicted and measured cost, and why."""
     spec = BudgetSpec(**record["budget"])
     entry = {"kind": spec.kind, "target": spec.target, "chosen": record["chosen"],
-             "predicted_cost": record["predicted_cost"], "reason": record["reason"], "trials": record["trials"]}
+             "predicted_cost": record["predicted_cost"], "reason": record["reason"], "trials": record["trials"],
+             "failed_trials": record.get("failed_trials", []), "priced_on": record.get("priced_on")}
     flops, speed = results.get("flops_per_graph"), results.get("speedup")
     if flops is not None and speed is not None:
         entry["measured_cost"] = (flops["pruned"] / flops["dense"] if spec.kind == "flops"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,12 @@ def choose(cfg, data, spec: BudgetSpec, out: Path, run_fn) -> dict[str, Any]:
         return json.loads(record_file.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     candidates = _cached_prices(cfg, data, spec, folder / "prices.json")
-    short = shortlist(candidates, spec.target)
+    try:
+        short = shortlist(candidates, spec.target)
+    except GtspError:
+        if not any(folder.glob("*.journal")):  # nothing searched yet: leave no folder that blocks the retry
+            shutil.rmtree(folder)
+        raise
     by_label = {c.label: c for c in short}
     study = _study(spec, folder, data.info.higher_is_better)
     if not study.trials:

@@ -7,9 +7,10 @@ name is a folder made by ``gtsp data build-mol`` under ``<cache>/custom/<name>``
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
-import pickle
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -19,14 +20,16 @@ import torch
 from ogb.graphproppred import Evaluator, PygGraphPropPredDataset
 from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
 from torch_geometric.data.storage import GlobalStorage
-from torch_geometric.io import fs
 
 from gtsp.data.mol_build import build_mol_dataset, custom_folder
 from gtsp.data.ogb_layout import official_meta, official_names
 from gtsp.data.paths import cache_root as resolve_cache
 from gtsp.data.paths import data_root as resolve_data
+from gtsp.data.safe_load import QuietProcessing, whole_or_nothing
 from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
+
+log = logging.getLogger("gtsp.data")
 
 # Official OGB datasets that can be rebuilt from a CSV under the data root: the CSV
 # must be MoleculeNet's file in OGB's row order (the graph index is the row index).
@@ -47,27 +50,25 @@ def ogb_safe_load() -> contextlib.AbstractContextManager:
     return torch.serialization.safe_globals(_PYG_PICKLE_CLASSES)
 
 
-class _OgbDataset(PygGraphPropPredDataset):
+class _OgbDataset(QuietProcessing, PygGraphPropPredDataset):
     """OGB's dataset, with one processed folder per pre-transform so that choices never mix."""
 
     def __init__(self, name: str, root: str, meta_dict: dict | None, pre_transform: Callable | None,
                  tag: str) -> None:
         self.tag = tag
-        try:
-            with ogb_safe_load():
-                super().__init__(name=name, root=root, pre_transform=pre_transform, meta_dict=meta_dict)
-        except pickle.UnpicklingError:
-            # A pre-transform may store a class PyG has not allow-listed. PyG's own loader
-            # retries (with a warning) for the file this very process wrote into our cache.
-            self.data, self.slices = fs.torch_load(self.processed_paths[0])
+        # a file holding anything but data is refused (gtsp.data.safe_load), never read another way
+        with ogb_safe_load():
+            super().__init__(name=name, root=root, pre_transform=pre_transform, meta_dict=meta_dict)
 
     @property
     def processed_dir(self) -> str:
         return os.path.join(self.root, f"processed_{self.tag}" if self.tag else "processed")
 
     def process(self) -> None:
-        with single_thread():  # tens of thousands of tiny per-graph ops: threads only add contention
-            super().process()
+        log.info("processing %s into %s (once: later runs read it from there)", self.name, self.processed_dir)
+        # OGB's own progress lines go to stdout; its progress bar (stderr) stays
+        with single_thread(), whole_or_nothing(Path(self.processed_dir)), contextlib.redirect_stdout(io.StringIO()):
+            super().process()  # tens of thousands of tiny per-graph ops: threads only add contention
 
 
 class _CustomEvaluator(Evaluator):

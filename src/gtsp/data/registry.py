@@ -21,6 +21,7 @@ from torch_geometric.data import Data
 from gtsp.data.info import DatasetInfo
 from gtsp.data.paths import cache_root as resolve_cache
 from gtsp.data.paths import data_root as resolve_data
+from gtsp.data.safe_load import cache_loads_data_only
 from gtsp.data.splits import stratified_split, unscorable_tasks
 from gtsp.data.transforms import pre_transform_for
 from gtsp.data.tu import KNOWN_TU, load_tu, local_raw_dir
@@ -44,6 +45,16 @@ def load_dataset(name: str, *, data_root: str | None = None, cache_root: str | N
     """Load ``name`` with the precomputed ``features`` (e.g. ``("rwse",)``) and its split."""
     root, cache = resolve_data(data_root), resolve_cache(cache_root)
     pre_transform, tag = pre_transform_for(features)
+    try:
+        with cache_loads_data_only(cache):
+            return _load(name, root, cache, pre_transform, tag, seed, folds, fold)
+    except OSError as err:  # PyG and OGB write the processed data there
+        raise GtspError(f"cannot prepare {name} in the processed-data cache {cache} ({err.strerror or err}"
+                        f"{': ' + str(err.filename) if err.filename else ''}): free space there or make it "
+                        "writable, or choose another with --cache-root / GTSP_CACHE") from None
+
+
+def _load(name: str, root, cache, pre_transform, tag: str, seed: int, folds: int, fold: int) -> GraphDataset:
     if _is_molecular(name, cache):
         from gtsp.data.ogb_load import load_mol_dataset  # imports RDKit: only when needed
 

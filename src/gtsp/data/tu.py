@@ -21,6 +21,7 @@ from torch_geometric.utils import degree
 
 from gtsp.data.info import DatasetInfo
 from gtsp.data.paths import EMBEDDED_ROOT
+from gtsp.data.safe_load import QuietProcessing, whole_or_nothing
 from gtsp.data.threads import single_thread
 from gtsp.errors import GtspError
 
@@ -30,7 +31,7 @@ log = logging.getLogger("gtsp.data")
 KNOWN_TU = ("MUTAG", "NCI1", "IMDB-BINARY", "PROTEINS", "DD", "NCI109", "IMDB-MULTI", "REDDIT-BINARY")
 
 
-class _CachedTU(TUDataset):
+class _CachedTU(QuietProcessing, TUDataset):
     """TUDataset whose processed folder is keyed by the pre-transform, so choices never mix."""
 
     def __init__(self, root: str, name: str, tag: str, pre_transform: Callable | None) -> None:
@@ -48,8 +49,9 @@ class _CachedTU(TUDataset):
             raise _DownloadFailed(str(err) or type(err).__name__) from err
 
     def process(self) -> None:
-        with single_thread():  # thousands of tiny per-graph ops: threads only add contention
-            super().process()
+        log.info("processing %s into %s (once: later runs read it from there)", self.name, self.processed_dir)
+        with single_thread(), whole_or_nothing(Path(self.processed_dir)):
+            super().process()  # thousands of tiny per-graph ops: threads only add contention
 
 
 class _DownloadFailed(Exception):

@@ -6,7 +6,8 @@ A model file holds everything needed to rebuild the model without running any st
 - the spec (JSON, embedded in the safetensors header and also written beside it as
   ``<file>.json`` for people to read): backbone name, its typed hyper-parameters, the
   compaction plan of a pruned model, the dataset (name, :class:`DatasetInfo`, precomputed
-  features, molecular featuriser and its version), package versions and git revision.
+  features, molecular featuriser and its version), package versions and git revision;
+- digests of the spec and of the weights (:mod:`gtsp.models.digest`), checked on every load.
 
 Loading builds the backbone from the spec, applies the plan (heads, neurons, layers, token
 selectors) and loads the weights with ``load_state_dict(strict=True)``.
@@ -26,7 +27,9 @@ from torch import nn
 
 from gtsp.data.info import DatasetInfo
 from gtsp.errors import GtspError
+from gtsp.file_mode import as_new_file
 from gtsp.models import backbone, build_model
+from gtsp.models.digest import check_spec, check_weights, digest_metadata
 from gtsp.sparsify.plan import CompactionPlan, apply_plan
 
 FORMAT = "gtsp-model"
@@ -51,7 +54,7 @@ def save_model(model: nn.Module, spec: dict[str, Any], path: str | os.PathLike) 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     text = json.dumps(spec, indent=2, default=float)
-    _atomic(path, lambda tmp: save_file(state, tmp, metadata={SPEC_KEY: text}))
+    _atomic(path, lambda tmp: save_file(state, tmp, metadata={SPEC_KEY: text, **digest_metadata(state, text)}))
     _atomic(spec_path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
     return path
 
@@ -61,7 +64,21 @@ def spec_path(path: str | os.PathLike) -> Path:
 
 
 def read_spec(path: str | os.PathLike) -> dict[str, Any]:
-    """The spec stored in a model file, or a clear error for anything that is not one."""
+    """The spec stored in a model file (checked against its digest), or a clear error for anything that is not one."""
+    metadata = read_header(path)
+    check_spec(path, metadata, metadata[SPEC_KEY])
+    try:
+        spec = json.loads(metadata[SPEC_KEY])
+    except ValueError as err:
+        raise GtspError(f"the spec in {path} is not valid JSON ({err}): export the model again") from None
+    if spec.get("format") != FORMAT or int(spec.get("format_version", 0)) > FORMAT_VERSION:
+        raise GtspError(f"{path} has format {spec.get('format')} v{spec.get('format_version')}; this gtsp reads "
+                        f"{FORMAT} v{FORMAT_VERSION} or older: upgrade gtsp")
+    return spec
+
+
+def read_header(path: str | os.PathLike) -> dict[str, str]:
+    """The safetensors header metadata of a gtsp model file (spec and digests)."""
     path = Path(path)
     if not path.is_file():
         raise GtspError(f"model file {path} does not exist: write one with gtsp export RUN_DIR --out {path}")
@@ -73,11 +90,7 @@ def read_spec(path: str | os.PathLike) -> dict[str, Any]:
                         "gtsp export, or a run folder's model.safetensors / compacted.safetensors") from None
     if SPEC_KEY not in metadata:
         raise GtspError(f"{path} is a safetensors file without a gtsp spec: export it with gtsp export")
-    spec = json.loads(metadata[SPEC_KEY])
-    if spec.get("format") != FORMAT or int(spec.get("format_version", 0)) > FORMAT_VERSION:
-        raise GtspError(f"{path} has format {spec.get('format')} v{spec.get('format_version')}; this gtsp reads "
-                        f"{FORMAT} v{FORMAT_VERSION} or older: upgrade gtsp")
-    return spec
+    return metadata
 
 
 def build_from_spec(spec: dict[str, Any]) -> nn.Module:
@@ -94,12 +107,23 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     """``(model in eval mode, spec)`` from a model file; never unpickles anything."""
     spec = read_spec(path)
     model = build_from_spec(spec)
+    state = read_weights(path)
     try:
-        model.load_state_dict(load_file(str(path), device="cpu"), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise GtspError(f"the weights in {path} do not fit the architecture its spec describes ({err}); "
                         "the file is damaged or was edited: export it again") from None
     return model.to(device).eval(), spec
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` stored in a model file, checked against its digest."""
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GtspError(f"the weights in {path} cannot be read ({err}): the file is damaged; export it again") from None
+    check_weights(path, read_header(path), state)
+    return state
 
 
 def _atomic(path: Path, write) -> None:
@@ -108,6 +132,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        as_new_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

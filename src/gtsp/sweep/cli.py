@@ -1,4 +1,5 @@
-"""``gtsp sweep SWEEP.yaml [--storage URL] [--workers N] [--dry-run] [--out DIR] [--retry-failed]``."""
+"""``gtsp sweep SWEEP.yaml [--storage URL] [--workers N] [--dry-run] [--out DIR] [--retry-failed]
+[--rerun-changed | --accept-changed]``."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 from gtsp.errors import GtspError
+from gtsp.sweep.changes import changed_points, settle
 from gtsp.sweep.grid import Point, expand
 from gtsp.sweep.spec import SweepSpec, load_sweep
 
@@ -26,6 +28,11 @@ def add_parser(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the points and their state; run nothing")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the points recorded as failed (after fixing their cause)")
+    p.add_argument("--rerun-changed", action="store_true",
+                   help="train again the finished points whose configuration the sweep file has changed since "
+                        "(their run files are replaced)")
+    p.add_argument("--accept-changed", action="store_true",
+                   help="keep the results of finished points whose configuration the sweep file has changed since")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -40,8 +47,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         return
     if args.workers < 1:
         raise GtspError(f"--workers must be at least 1 (got {args.workers})")
+    changed = changed_points(spec.out, points)
+    if changed and not (args.rerun_changed or args.accept_changed):
+        settle(spec.out, changed, rerun=False, accept=False)  # refuses, naming them and the two choices
     url = storage_url(spec, args.storage)
     sweep = open_sweep(spec, points, url)
+    sweep.reset(settle(spec.out, changed, rerun=args.rerun_changed, accept=args.accept_changed))
     if args.retry_failed:
         sweep.forgive_failures()
     print(f"sweep {spec.name}: {len(points)} points in {spec.out}, storage {url}, {args.workers} worker(s)",
@@ -63,8 +74,11 @@ def dry_run(spec: SweepSpec, points: list[Point]) -> str:
     width = max(len(p.name) for p in points)
     axes = dict.fromkeys(a.key for grid in spec.grids for a in grid)
     lines = [f"sweep {spec.name}: {len(points)} points in {spec.out} (axes: {', '.join(axes)})"]
+    changed = {c.point.index: c for c in changed_points(spec.out, points)}
     for p in points:
         done = "done" if (spec.out / p.name / "results.json").is_file() else "todo"
+        if p.index in changed:
+            done = f"changed since it finished ({'; '.join(changed[p.index].differences)})"
         values = ", ".join(f"{k}={json.dumps(v)}" for k, v in p.values.items())
         lines.append(f"{p.index:4d}  {p.name:<{width}}  {done}  {values}")
     return "\n".join(lines)

@@ -18,11 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gtsp.sweep.changes import POINT_CONFIG, point_yaml
 from gtsp.sweep.grid import Point
 
-POINT_CONFIG = "point.yaml"
 LOG_NAME = "train.log"
 ERROR_PREFIX = "gtsp: error:"
 GTSP_ERROR_STATUS = 2  # gtsp.cli.main's exit status for a GtspError
@@ -49,7 +47,7 @@ def command(run_dir: Path) -> list[str]:
 def run_point(point: Point, run_dir: Path, claim_fd: int) -> Outcome:
     """Train ``point`` in ``run_dir`` and report how it ended; the claim's descriptor is inherited."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / POINT_CONFIG).write_text(yaml.safe_dump(point.config, sort_keys=False))
+    (run_dir / POINT_CONFIG).write_text(point_yaml(point.config))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     start = time.monotonic()
     with open(run_dir / LOG_NAME, "a") as log:

@@ -23,6 +23,7 @@ values, paths that do not lead into a dict field, fields the sweep sets itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ SWEEP_KEYS = ("name", "out", "retries", "base", "grid")
 DICT_FIELDS = ("model_args", "prune", "prune_args", "budget")
 SET_BY_SWEEP = ("out", "resume")  # every point runs in its own folder with --resume
 RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+MAX_AXIS_VALUES = 10_000  # values one axis may take ("A..B" included)
+MAX_POINTS = 100_000      # points of the whole sweep (every grid's product), checked before expanding
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,12 @@ def _grids(path: Path, grid: Any) -> tuple[tuple[Axis, ...], ...]:
     grids = grid if isinstance(grid, list) else [grid]
     if not grids:
         raise GtspError(f"sweep file {path}: grid: is an empty list: give at least one mapping of axes")
-    return tuple(_axes(path, g) for g in grids)
+    checked = tuple(_axes(path, g) for g in grids)
+    total = sum(math.prod(len(a.values) for a in axes) for axes in checked)
+    if total > MAX_POINTS:
+        raise GtspError(f"sweep file {path}: the grid has {total:,} points, over the limit of {MAX_POINTS:,}: "
+                        "vary fewer values, or split it into several sweeps")
+    return checked
 
 
 def _axes(path: Path, grid: Any) -> tuple[Axis, ...]:
@@ -145,7 +153,10 @@ def _axis(path: Path, key: str, values: Any) -> Axis:
                         f"write {parts[0]}: [...] for a plain field")
     if not isinstance(values, list):
         raise GtspError(f"sweep file {path}: grid axis {key} must be a list of values, e.g. {key}: [{values!r}]")
-    expanded = [v for value in values for v in _expand(value)]
+    try:
+        expanded = [v for value in values for v in _expand(value)]
+    except GtspError as err:
+        raise GtspError(f"sweep file {path}: grid axis {key}: {err}") from None
     if not expanded:
         raise GtspError(f"sweep file {path}: grid axis {key} is empty: give at least one value, or remove it")
     if len(parts) == 1 and parts[0] in DICT_FIELDS and not all(isinstance(v, dict) for v in expanded):
@@ -162,4 +173,7 @@ def _expand(value: Any) -> list[Any]:
     if not match:
         return [value]
     low, high = int(match.group(1)), int(match.group(2))
+    if high - low + 1 > MAX_AXIS_VALUES:
+        raise GtspError(f"the range {value!r} has {high - low + 1:,} values, over the limit of {MAX_AXIS_VALUES:,} "
+                        "per axis: give a smaller range")
     return list(range(low, high + 1))

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from gtsp.errors import GtspError
 from gtsp.sweep.claim import is_claimed
 from gtsp.sweep.grid import Point
+from gtsp.sweep.journal import damaged_journal, journal_backend
 from gtsp.sweep.spec import SweepSpec
 
 PARAM = "point"
@@ -43,20 +43,25 @@ class PointState:
 
 
 def storage_url(spec: SweepSpec, storage: str | None) -> str:
-    """``--storage`` as given, or the sweep's own journal file ``OUT/sweep.journal``."""
-    return storage or str(spec.out / JOURNAL_NAME)
+    """``--storage`` as given, or the sweep's own journal file ``OUT/sweep.journal`` (absolute)."""
+    return storage or str((spec.out / JOURNAL_NAME).absolute())
 
 
 def open_storage(url: str) -> BaseStorage:
-    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file path."""
+    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file (:mod:`gtsp.sweep.journal`)."""
     try:
         if "://" in url:
             return RDBStorage(url)
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
+        backend = journal_backend(url)
+    except GtspError:
+        raise
     except Exception as err:  # sqlalchemy / driver errors come in many types
         raise GtspError(f"cannot open sweep storage {url} ({type(err).__name__}: {err}): give a journal file "
                         "path or a database URL such as sqlite:///sweep.db or postgresql://user@host/db") from None
+    try:
+        return JournalStorage(backend)
+    except (AssertionError, KeyError, ValueError, AttributeError, TypeError) as err:  # Optuna's replay failing
+        raise damaged_journal(url, err) from None
 
 
 def open_sweep(spec: SweepSpec, points: list[Point], url: str) -> "SweepStudy":
@@ -65,8 +70,11 @@ def open_sweep(spec: SweepSpec, points: list[Point], url: str) -> "SweepStudy":
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(url)
     sampler = PointGrid({PARAM: list(range(len(points)))}, seed=0)
-    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, direction="maximize",
-                                load_if_exists=True)
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, direction="maximize",
+                                    load_if_exists=True)
+    except (AssertionError, KeyError, AttributeError) as err:  # the journal's records do not fit together
+        raise damaged_journal(url, err) from None
     names = [p.name for p in points]
     stored = study.user_attrs.get("points")
     if stored is None:
@@ -118,12 +126,25 @@ class SweepStudy:
         return self.out / self.points[index].name
 
     def trials_by_point(self) -> dict[int, list[FrozenTrial]]:
+        """Each point's trials since it was last reset (:meth:`reset`)."""
         by_point: dict[int, list[FrozenTrial]] = {p.index: [] for p in self.points}
+        reset = self.study.user_attrs.get("reset_at", {})
         for trial in self.study.get_trials(deepcopy=False):
             index = point_of(trial)
-            if index in by_point:
+            if index in by_point and trial.number >= reset.get(str(index), 0):
                 by_point[index].append(trial)
         return by_point
+
+    def reset(self, points: list[Point]) -> None:
+        """Forget the trials of ``points`` so far (``--rerun-changed``): they count as never tried."""
+        if not points:
+            return
+        mark = len(self.study.get_trials(deepcopy=False))
+        reset = dict(self.study.user_attrs.get("reset_at", {}))
+        reset.update({str(p.index): mark for p in points})
+        self.study.set_user_attr("reset_at", reset)
+        for point in points:  # their grid cells count as visited: they come back through the queue
+            self.study.enqueue_trial({PARAM: point.index}, user_attrs={"requeued": True})
 
     def states(self) -> list[PointState]:
         """The state of every point, from the study's trials and the run folders."""

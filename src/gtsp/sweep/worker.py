@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from gtsp.errors import GtspError
+from gtsp.sweep.changes import changed_points, settle
 from gtsp.sweep.claim import Claim
 from gtsp.sweep.grid import Point, expand
 from gtsp.sweep.runner import Outcome, run_point
@@ -154,12 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     try:
         spec = load_sweep(args.sweep_file, out=args.out)
-        work(open_sweep(spec, expand(spec), args.storage), args.name)
+        points = expand(spec)
+        settle(spec.out, changed_points(spec.out, points), rerun=False, accept=False)  # gtsp sweep settles them
+        work(open_sweep(spec, points, args.storage), args.name)
     except GtspError as err:
         print(f"gtsp: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as err:
+        from gtsp.cli import DISK_ERRORS, disk_error_line
+
+        if err.errno not in DISK_ERRORS:
+            raise
+        print(f"gtsp: error: {disk_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
 
 

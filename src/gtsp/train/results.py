@@ -68,6 +68,26 @@ def results_table(results: dict[str, Any]) -> str:
                  ("FLOPs/graph pruned", f"{flops['pruned'] / 1e6:.2f} M (structural {flops['structural'] / 1e6:.2f} M)"),
                  ("measured speed-up", f"{results['speedup']['measured']:.2f}x vs dense"),
                  ("max |masked - compacted|", f"{results['compaction_max_abs_diff']:.2e}")]
+    budget = results.get("budget")
+    if budget and "measured_cost" in budget:
+        verdict = "within it" if budget["within_budget"] else "MISSED"
+        rows.append((f"budget {budget['kind']}", f"{budget['measured_cost']:.3f} of dense measured, "
+                                                  f"{budget['target']:g} asked: {verdict}"))
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 24)
     return "\n".join([line] + [f"{k:<{width}}  {v}" for k, v in rows] + [line])
+
+
+def missed_budget(results: dict[str, Any]) -> str | None:
+    """The closing warning of a budget run whose compacted model measured above the budget (else None)."""
+    budget = results.get("budget")
+    if not budget or budget.get("within_budget", True):
+        return None
+    kind, target, got = budget["kind"], budget["target"], budget["measured_cost"]
+    why = ("inference time varies between measurements and machines" if kind == "latency"
+           else "FLOPs were priced on validation graphs and are counted on test graphs")
+    lower = max(round(target - (got - target) - 0.05, 2), 0.01)
+    return (f"budget missed: asked {kind}={target:g} of dense, the compacted model measured {got:.3f} "
+            f"(predicted {budget['predicted_cost']:.3f}; {why}); the model is kept (within_budget: false in "
+            f"results.json): to stay under it, rerun with a lower budget, e.g. --budget {kind}={lower:g}"
+            + (", or a FLOPs budget, which does not vary" if kind == "latency" else ""))

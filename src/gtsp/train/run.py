@@ -30,7 +30,8 @@ from gtsp.provenance import provenance
 from gtsp.sparsify import build_sparsifier, sparsity_record
 from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
-from gtsp.train.results import accounting, machine, results_table, write_results
+from gtsp.train.notes import early_best_note, warmup_note
+from gtsp.train.results import accounting, machine, missed_budget, results_table, write_results
 from gtsp.train.run_folder import RunFolder
 from gtsp.train.trainer import Trainer, seed_everything
 
@@ -62,6 +63,9 @@ def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     the last line printed names it and the files it holds.
     """
     cfg.validate()
+    note = warmup_note(cfg.epochs, cfg.warmup_epochs)
+    if note and distributed.is_main():
+        log.warning(note)
     with distributed.session(resolve_device(cfg.device)) as device, _locked_folder(cfg) as folder:
         results = _run_in_folder(cfg, folder, device, progress)
         if folder is not None:
@@ -113,7 +117,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
                       seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress,
-                      run_info=run_info, unused_parameters=bool(cfg.prune.get("layer")))
+                      run_info=run_info, unused_parameters=bool(cfg.prune.get("layer")), select_from=cfg.select_from)
     if start is not None:
         trainer.restore(start)
     fit = trainer.fit()
@@ -152,6 +156,10 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
             save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)),
                        out / MODEL_FILE)
         print(results_table(results))
+        for note in (early_best_note({**results, "history": fit.history}, cfg.warmup_epochs, cfg.select_from),
+                     missed_budget(results)):
+            if note:
+                log.warning(note)
     return results
 
 

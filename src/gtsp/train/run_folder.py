@@ -30,6 +30,7 @@ from typing import IO, Any
 import torch
 
 from gtsp.errors import GtspError
+from gtsp.file_mode import as_new_file
 
 log = logging.getLogger("gtsp.train")
 
@@ -55,6 +56,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        as_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -76,6 +78,7 @@ def save_checkpoint(out: Path, state: dict[str, Any]) -> None:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        as_new_file(tmp)
         if (out / CHECKPOINT).exists():
             os.replace(out / CHECKPOINT, out / PREVIOUS)
         os.replace(tmp, out / CHECKPOINT)
@@ -89,6 +92,7 @@ def load_checkpoint(out: Path, map_location: Any = "cpu") -> dict[str, Any] | No
 
     An unreadable ``checkpoint.pt`` (truncated, not a checkpoint) is removed with a warning and
     ``checkpoint.prev.pt`` is used instead; when neither can be read the run cannot continue.
+    The state's ``loaded_from`` names the file it came from.
     """
     out = Path(out)
     latest, previous = out / CHECKPOINT, out / PREVIOUS
@@ -98,10 +102,11 @@ def load_checkpoint(out: Path, map_location: Any = "cpu") -> dict[str, Any] | No
     if latest.exists():
         state, problem = _read_checkpoint(latest, map_location)
         if state is not None:
-            return state
+            return {**state, "loaded_from": str(latest)}
     if previous.exists():
         state, previous_problem = _read_checkpoint(previous, map_location)
         if state is not None:
+            state = {**state, "loaded_from": str(previous)}
             log.warning("%s %s: continuing from %s (after epoch %d)", latest, problem, previous,
                         state["trainer"]["epoch"])
             latest.unlink(missing_ok=True)

@@ -14,7 +14,9 @@ The trainer knows nothing of pruning beyond calling an optional ``hooks`` object
 Each epoch appends one JSON line to ``metrics.jsonl``: training loss and metric (over the
 training batches' predictions as they were made), validation metric and loss, test metric,
 learning rate. The best epoch is the one with the best validation metric; ties go to the lower
-validation loss, then to the later epoch (a tiny validation split often ties at the top).
+validation loss, then to the later epoch (a tiny validation split often ties at the top). Only
+epochs from ``select_from`` on, and that the hooks call selectable, may be chosen; until one has
+been, the records say ``best_epoch: -1``.
 
 Under ``torchrun`` (:mod:`gtsp.train.distributed`) each rank trains on its share of every batch
 through ``DistributedDataParallel``; every rank's loss is weighted by its share of the batch's
@@ -85,13 +87,15 @@ class Trainer:
         run_info: what the run is (config, provenance, resumes), saved in every checkpoint as ``"run"``.
         unused_parameters: some parameters may get no gradient on a step (layer pruning skips layers);
             data-parallel training must then look for them (:func:`gtsp.train.distributed.wrap`).
+        select_from: the first epoch whose model may be chosen as the best (``--select-from``).
     """
 
     def __init__(self, model: nn.Module, data: GraphDataset, out: Path, *, epochs: int, batch_size: int,
                  lr: float, weight_decay: float, warmup_epochs: int, grad_clip: float, seed: int,
                  bucket_pool: int = 1, device: torch.device = torch.device("cpu"), hooks: Any = None,
                  progress: bool = True, run_info: dict[str, Any] | None = None,
-                 unused_parameters: bool = False) -> None:
+                 unused_parameters: bool = False, select_from: int = 1) -> None:
+        self.select_from = select_from
         self.model, self.data, self.out, self.device = model.to(device), data, Path(out), device
         self.epochs, self.grad_clip, self.hooks, self.progress = epochs, grad_clip, hooks, progress
         self.lr, self.run_info, self.seed = lr, run_info or {}, seed
@@ -135,7 +139,7 @@ class Trainer:
         self._continue_schedule()
         self.state, self.best_model_state = state["trainer"], state["best_model"]
         _set_rng_state(state["rng"])
-        log.info("resumed from %s after epoch %d", self.out / CHECKPOINT, self.state["epoch"])
+        log.info("resumed from %s after epoch %d", state.get("loaded_from", self.out / CHECKPOINT), self.state["epoch"])
 
     def _continue_schedule(self) -> None:
         """Put this trainer's peak lr and length on the restored schedule, from the restored step on.
@@ -186,7 +190,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         (val, val_loss), (test, _) = self.evaluate(self.valid_batches), self.evaluate(self.test_batches)
         # Ask before on_epoch_end: a mask chosen there was not part of the model just evaluated.
-        selectable = self._hook("selectable", epoch) is not False
+        selectable = epoch >= self.select_from and self._hook("selectable", epoch) is not False
         self._hook("on_epoch_end", epoch)
         distributed.average_buffers(self.model)  # rank 0's checkpoint then holds every rank's state
         s = self.state
@@ -200,6 +204,10 @@ class Trainer:
                   "best_epoch": s["best_epoch"]}
         s["history"].append(record)
         self.save_checkpoint()
+        if s["best_epoch"] == -1 and epoch == 1 and distributed.is_main():
+            log.info("best_epoch is -1 until an epoch may be chosen as the best model: %s",
+                     f"--select-from {self.select_from}" if self.select_from > 1
+                     else "a pruned model is chosen only once its pruning schedule has ended")
         return record
 
     def _train_one_epoch(self, epoch: int) -> tuple[float, float]:
