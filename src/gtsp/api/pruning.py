@@ -38,7 +38,7 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
         budget: let gtsp choose the ratios instead, e.g. ``{"flops": 0.5}``.
         prune_args: per-dimension options, as for :func:`gtsp.fit`.
         out: run folder (None: a temporary one).
-        progress: show a progress bar.
+        progress: show a progress bar, each epoch's record and the results table (else print nothing).
         options: other settings by RunConfig name; ``seed``, ``folds``, ``fold``, ``batch_size``, ``lr``,
             ``weight_decay``, ``grad_clip`` and ``bucket_pool`` default to the trained run's, and
             ``warmup_epochs`` to 0 (the weights are trained already).
@@ -62,7 +62,8 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
     weights = {k: v.detach().cpu().clone() for k, v in saved.model.state_dict().items()}
     start = {"backbone": saved.spec["backbone"], "dataset": saved.spec["dataset"],
              "source": str(model) if not isinstance(model, SavedModel) else "in memory"}
-    return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=data, weights=weights, start=start))
+    return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=data, weights=weights, start=start),
+                     quiet=not progress)
 
 
 def prune_config(spec: dict[str, Any], dataset: str | None, finetune_epochs: int, prune: dict[str, float],

@@ -6,7 +6,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import tempfile
 from collections.abc import Mapping
@@ -61,7 +63,7 @@ def fit(data: str | GraphDataset = "MUTAG", *, model: str = RunConfig.model, epo
         budget: let gtsp choose the ratios, e.g. ``{"flops": 0.5}`` (see ``--budget``).
         out: run folder for checkpoint, ``metrics.jsonl``, ``results.json`` and the model file
             (must be new or empty unless ``overwrite=True``); None trains in a temporary folder.
-        progress: show a progress bar.
+        progress: show a progress bar, each epoch's record and the results table (else print nothing).
         options: any other ``gtsp train`` setting by its RunConfig name: ``batch_size``, ``lr``,
             ``weight_decay``, ``warmup_epochs``, ``grad_clip``, ``device``, ``threads``,
             ``folds``, ``fold``, ``data_root``, ``cache_root``, ``overwrite``...
@@ -77,7 +79,7 @@ def fit(data: str | GraphDataset = "MUTAG", *, model: str = RunConfig.model, epo
                       prune=dict(prune or {}), prune_args=dict(prune_args or {}), budget=dict(budget or {}),
                       **options)
     given = None if isinstance(data, str) else data
-    return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=given))
+    return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=given), quiet=not progress)
 
 
 def make_config(**fields: Any) -> RunConfig:
@@ -89,14 +91,16 @@ def make_config(**fields: Any) -> RunConfig:
     return RunConfig(**fields)
 
 
-def in_folder(cfg: RunConfig, out: str | os.PathLike | None, train) -> Result:
-    """``train(cfg)`` with ``cfg.out = out``, or in a temporary folder removed afterwards when ``out`` is None."""
-    if out is not None:
-        cfg.out = str(out)
-        return train(cfg)
-    with tempfile.TemporaryDirectory(prefix="gtsp-run-") as folder:
-        cfg.out = folder
-        result = train(cfg)
+def in_folder(cfg: RunConfig, out: str | os.PathLike | None, train, quiet: bool) -> Result:
+    """``train(cfg)`` with ``cfg.out = out``, or in a temporary folder removed afterwards when ``out`` is None;
+    ``quiet`` keeps what the run prints (epoch records, results table) off the standard output."""
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        if out is not None:
+            cfg.out = str(out)
+            return train(cfg)
+        with tempfile.TemporaryDirectory(prefix="gtsp-run-") as folder:
+            cfg.out = folder
+            result = train(cfg)
     result.out = None
     return result
 
