@@ -254,7 +254,8 @@ def _cmd_predict(args) -> None:
 COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict,
             "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report,
-            "analyze": analysis_cli.cmd_analyze, "prune": api_commands.cmd_prune}
+            "analyze": analysis_cli.cmd_analyze, "prune": api_commands.cmd_prune,
+            "import-pyg": api_commands.cmd_import_pyg}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

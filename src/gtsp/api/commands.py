@@ -34,6 +34,70 @@ def add_parsers(sub) -> None:
         p.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag,
                        help=f"{flag.replace('_', ' ')} (default: the trained run's; warm-up 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    i = sub.add_parser("import-pyg", help="convert a PyG GPSConv model into a gtsp model file",
+                       description="Build the PyG model with a function of yours, load its trained weights, "
+                                   "convert it into gtsp's GraphGPS (same weights, same logits) and write a "
+                                   "model file that gtsp evaluate, predict and prune read.")
+    i.add_argument("builder", help="FILE.py:FUNCTION, a function without arguments returning the PyG model")
+    i.add_argument("--weights", help="the model's trained state_dict (torch.save); read with weights_only=True")
+    i.add_argument("--dataset", required=True, help="dataset the model reads (its feature widths and outputs)")
+    i.add_argument("--pool", choices=["sum", "mean"], default="sum", help="the model's graph pooling (default sum)")
+    i.add_argument("--part", action="append", default=[], metavar="PART=ATTRIBUTE",
+                   help="attribute name of a part when it differs from PyG's example, e.g. layers=blocks "
+                        "(parts: node_encoder, pe_norm, pe_encoder, edge_encoder, layers, readout)")
+    i.add_argument("--out", required=True, help="model file to write, e.g. converted.safetensors")
+    i.add_argument("--data-root", help="folder with original data files (default $GTSP_DATA)")
+    i.add_argument("--cache-root", help="writable folder for processed data")
+
+
+def cmd_import_pyg(args: argparse.Namespace) -> None:
+    """``gtsp import-pyg``: build the user's model, load its weights, :func:`gtsp.from_pyg`, save."""
+    import torch
+
+    from gtsp.api.graphs import load_dataset
+    from gtsp.api.model_files import save_model
+    from gtsp.api.pyg_import import from_pyg
+    from gtsp.api.pyg_parts import DEFAULT_NAMES
+    from gtsp.cli import _parse_pairs
+    from gtsp.errors import GtspError
+
+    model = _built(args.builder)
+    if args.weights:
+        try:
+            model.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError) as err:
+            raise GtspError(f"--weights {args.weights}: {str(err).splitlines()[0]}: give the state_dict "
+                            "saved from this model (torch.save(model.state_dict(), FILE))") from None
+    names = {k: v for item in args.part for k, v in _parse_pairs(item, "--part").items()}
+    unknown = sorted(set(names) - set(DEFAULT_NAMES))
+    if unknown:
+        raise GtspError(f"--part {unknown[0]}: unknown part; parts are {', '.join(DEFAULT_NAMES)}")
+    data = load_dataset(args.dataset, data_root=args.data_root, cache_root=args.cache_root)
+    converted = from_pyg(model.eval(), data, pool=args.pool, **names)
+    print(f"wrote {save_model(converted, args.out)}")
+
+
+def _built(builder: str):
+    """The module returned by ``FILE.py:FUNCTION`` (the user's code, run because they named it)."""
+    import importlib.util
+    from pathlib import Path
+
+    from torch import nn
+
+    from gtsp.errors import GtspError
+
+    path, _, function = builder.rpartition(":")
+    if not path or not function or not Path(path).is_file():
+        raise GtspError(f"builder {builder!r}: give FILE.py:FUNCTION with an existing file, e.g. my_model.py:build")
+    spec = importlib.util.spec_from_file_location("gtsp_user_builder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, function, None)):
+        raise GtspError(f"{path} has no function {function!r}: define def {function}(): return the model")
+    model = getattr(module, function)()
+    if not isinstance(model, nn.Module):
+        raise GtspError(f"{builder} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
