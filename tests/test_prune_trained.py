@@ -110,3 +110,9 @@ def test_prune_command_writes_a_compacted_model(dense_files, cache_root, tmp_pat
 def test_nothing_to_prune_is_refused(dense_files):
     with pytest.raises(GtspError, match="nothing to prune"):
         gtsp.prune(dense_files["gps"], prune={})
+
+
+def test_too_few_fine_tuning_epochs_name_the_fine_tuning_flag(dense_files, cache_root):
+    with pytest.raises(GtspError, match=r"raise finetune_epochs \(--finetune-epochs\)"):
+        gtsp.prune(dense_files["gps"], prune={"head": 0.5, "layer": 0.5}, finetune_epochs=2, batch_size=32,
+                   cache_root=str(cache_root))

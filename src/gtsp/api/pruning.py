@@ -62,8 +62,11 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
     weights = {k: v.detach().cpu().clone() for k, v in saved.model.state_dict().items()}
     start = {"backbone": saved.spec["backbone"], "dataset": saved.spec["dataset"],
              "source": str(model) if not isinstance(model, SavedModel) else "in memory"}
-    return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=data, weights=weights, start=start),
-                     quiet=not progress)
+    try:
+        return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=data, weights=weights,
+                                                        start=start), quiet=not progress)
+    except GtspError as err:  # the run's advice names its own flag; here the epochs are the fine-tuning ones
+        raise GtspError(str(err).replace("raise --epochs", "raise finetune_epochs (--finetune-epochs)")) from None
 
 
 def prune_config(spec: dict[str, Any], dataset: str | None, finetune_epochs: int, prune: dict[str, float],

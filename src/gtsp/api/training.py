@@ -115,10 +115,14 @@ def run_config(cfg: RunConfig, *, progress: bool = True, data: GraphDataset | No
 
     Example:
         >>> import gtsp, tempfile
+        >>> from pathlib import Path
         >>> from gtsp.config import RunConfig
         >>> cfg = RunConfig(epochs=1, model_args={"hidden": 16, "layers": 1}, out=tempfile.mkdtemp())
-        >>> gtsp.run_config(cfg, progress=False).results["epochs"]
-        1
+        >>> result = gtsp.run_config(cfg, progress=False)  # prints what gtsp train prints
+        {"epoch": 1, ...}
+        ...
+        >>> result.results["epochs"], result.out == Path(cfg.out)
+        (1, True)
     """
     from gtsp.train.run import execute
 
