@@ -96,3 +96,23 @@ def test_save_load_predict_round_trip(mutag, cache_root, tmp_path):
     assert torch.allclose(gtsp.predict_graphs(saved, bare), expected, atol=1e-6)
     report = gtsp.evaluate(path, cache_root=str(cache_root))
     assert report["test"] == pytest.approx(result.metrics["test_compacted"])
+
+
+def test_predict_smiles_matches_the_dataset_path(data_root, tmp_path):
+    from gtsp.data.mol_build import build_custom
+
+    rows = (data_root / "moleculenet" / "lipo.csv").read_text().splitlines()[:41]
+    csv = tmp_path / "lipo40.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    build_custom(csv, smiles_col="smiles", label_cols=["lipo"], name="lipo40", cache_root=cache, split="random")
+    data = gtsp.load_dataset("lipo40", cache_root=str(cache))
+    result = gtsp.fit(data, epochs=1, model_args=TINY, batch_size=16, cache_root=str(cache))
+    by_row = {int(i): g for part in ("train", "valid", "test")
+              for i, g in zip(data.split[part], getattr(data, part))}  # graph of CSV row i
+    smiles = [r.split(",")[0] for r in rows[1:11]]
+    from_smiles = gtsp.predict_smiles(result, smiles)
+    assert from_smiles.shape == (10, 1)
+    assert torch.allclose(from_smiles, gtsp.predict_graphs(result, [by_row[i] for i in range(10)]), atol=1e-5)
+    with pytest.raises(GtspError, match=r"SMILES 'C1CC\(' \(position 1\)"):
+        gtsp.predict_smiles(result, ["CCO", "C1CC("])

@@ -55,7 +55,8 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
     if saved.spec.get("plan") is not None:
         raise GtspError("this model file holds a compacted (already pruned) model: prune the dense model it came "
                         "from (a dense run's model.safetensors, or gtsp export of a dense run)")
-    cfg = prune_config(saved.spec, dataset if isinstance(dataset, str) else None, finetune_epochs,
+    name = dataset.info.name if isinstance(dataset, GraphDataset) else dataset
+    cfg = prune_config(saved.spec, name, finetune_epochs,
                        dict(prune or {}), dict(prune_args or {}), dict(budget or {}), options)
     data = dataset if isinstance(dataset, GraphDataset) else _load(cfg)
     _check_fits(saved.spec, data)
