@@ -6,7 +6,8 @@ import torch
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from torch import nn
 from torch_geometric.data import Batch
-from torch_geometric.nn import GINConv, GINEConv, GPSConv, global_add_pool
+from torch_geometric.nn import GINConv, GINEConv, GPSConv, global_add_pool, global_mean_pool
+from torch_geometric.nn.norm import BatchNorm
 
 import gtsp
 from gtsp.data.batching import eval_batches
@@ -21,17 +22,20 @@ SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CN1CCC[C@H]1c1cccnc1", "O=C
 
 
 class PygGPS(nn.Module):
-    """PyG's examples/graph_gps.py model, for one-hot features (Linear) or molecules (OGB encoders)."""
+    """PyG's examples/graph_gps.py model, for one-hot features (Linear) or molecules (OGB encoders);
+    ``variant`` swaps in PyG's BatchNorm on the encoding, mean pooling and a one-layer readout."""
 
-    def __init__(self, info: DatasetInfo, channels: int = 32, pe_dim: int = 8, layers: int = 2) -> None:
+    def __init__(self, info: DatasetInfo, channels: int = 32, pe_dim: int = 8, layers: int = 2,
+                 variant: bool = False) -> None:
         super().__init__()
+        self.pool = global_mean_pool if variant else global_add_pool
         if info.molecular:
             self.node_emb, self.edge_emb = AtomEncoder(channels - pe_dim), BondEncoder(channels)
         else:
             self.node_emb = nn.Linear(info.num_node_features, channels - pe_dim)
             if info.num_edge_features:
                 self.edge_emb = nn.Linear(info.num_edge_features, channels)
-        self.pe_lin, self.pe_norm = nn.Linear(20, pe_dim), nn.BatchNorm1d(20)
+        self.pe_lin, self.pe_norm = nn.Linear(20, pe_dim), BatchNorm(20) if variant else nn.BatchNorm1d(20)
         self.convs = nn.ModuleList()
         for _ in range(layers):
             mlp = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, channels))
@@ -39,6 +43,8 @@ class PygGPS(nn.Module):
             self.convs.append(GPSConv(channels, local, heads=4, attn_kwargs={"dropout": 0.5}))
         self.mlp = nn.Sequential(nn.Linear(channels, channels // 2), nn.ReLU(), nn.Linear(channels // 2, channels // 4),
                                  nn.ReLU(), nn.Linear(channels // 4, info.num_outputs))
+        if variant:
+            self.mlp = nn.Sequential(nn.Linear(channels, info.num_outputs))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         x = torch.cat((self.node_emb(batch.x if isinstance(self.node_emb, AtomEncoder) else batch.x.float()),
@@ -46,13 +52,13 @@ class PygGPS(nn.Module):
         extra = {"edge_attr": self.edge_emb(batch.edge_attr)} if hasattr(self, "edge_emb") else {}
         for conv in self.convs:
             x = conv(x, batch.edge_index, batch.batch, **extra)
-        return self.mlp(global_add_pool(x, batch.batch))
+        return self.mlp(self.pool(x, batch.batch))
 
 
-def trained(info: DatasetInfo, graphs: list, steps: int = 6) -> PygGPS:
+def trained(info: DatasetInfo, graphs: list, steps: int = 6, variant: bool = False) -> PygGPS:
     """A PyG model after a few optimiser steps (weights and batch-norm statistics away from their init)."""
     torch.manual_seed(0)
-    model = PygGPS(info)
+    model = PygGPS(info, variant=variant)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(steps):
         batch = Batch.from_data_list(graphs[(step * 16) % len(graphs):][:16])
@@ -75,11 +81,19 @@ def assert_same_logits(pyg: nn.Module, converted: nn.Module, graphs: list) -> No
             assert (converted(batch) - expected).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["MUTAG", "NCI1"])
-def test_converted_model_computes_the_same_logits(name, data_root, cache_root):
-    data = gtsp.load_dataset(name, data_root=str(data_root), cache_root=str(cache_root))
-    pyg = trained(data.info, data.train)
-    converted = gtsp.from_pyg(pyg, data)
+@pytest.fixture(scope="module")
+def datasets(data_root, cache_root):
+    """MUTAG and NCI1 with GraphGPS's random-walk encoding, loaded once for the module."""
+    return {name: gtsp.load_dataset(name, data_root=str(data_root), cache_root=str(cache_root))
+            for name in ("MUTAG", "NCI1")}
+
+
+@pytest.mark.parametrize("name,variant", [("MUTAG", False), ("NCI1", False), ("NCI1", True)])
+def test_converted_model_computes_the_same_logits(name, variant, datasets):
+    data = datasets[name]
+    pyg = trained(data.info, data.train, variant=variant)
+    converted = gtsp.from_pyg(pyg, data, pool="mean" if variant else "sum")
+    assert converted.spec["hparams"]["head_layers"] == (1 if variant else 3)
     assert converted.spec["hparams"]["local"] == ("gine" if name == "MUTAG" else "gin")
     assert_same_logits(pyg, converted.model, data.test)
 

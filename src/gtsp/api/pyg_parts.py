@@ -60,6 +60,13 @@ def find_parts(model: nn.Module, names: dict[str, str]) -> PygParts:
     if (pe_norm is None) != (pe_encoder is None):
         raise GtspError(f"from_pyg: a positional encoding needs both {names['pe_norm']!r} (BatchNorm1d) and "
                         f"{names['pe_encoder']!r} (Linear); the model has only one of them")
+    if pe_norm is not None:
+        pe_norm = pe_norm.module if isinstance(pe_norm, PygBatchNorm) else pe_norm
+        if not isinstance(pe_norm, nn.BatchNorm1d) or not isinstance(pe_encoder, nn.Linear) \
+                or pe_encoder.bias is None:
+            raise GtspError(f"from_pyg: the positional encoding must be BatchNorm1d ({names['pe_norm']!r}) then "
+                            f"Linear with bias ({names['pe_encoder']!r}); found {type(pe_norm).__name__}, "
+                            f"{type(pe_encoder).__name__}")
     return PygParts(children[names["node_encoder"]], pe_norm, pe_encoder, children.get(names["edge_encoder"]),
                     list(layers), readout_linears(children[names["readout"]]))
 
