@@ -15,7 +15,7 @@ from torch import nn
 from torch_geometric.nn.norm import BatchNorm as PygBatchNorm
 
 from gtsp.api.model_files import SavedModel
-from gtsp.api.pyg_parts import DEFAULT_NAMES, PygParts, encoder_width, find_parts, hyperparameters
+from gtsp.api.pyg_parts import PygParts, encoder_width, find_parts, hyperparameters
 from gtsp.data.info import DatasetInfo
 from gtsp.data.registry import GraphDataset
 from gtsp.errors import GtspError
@@ -90,7 +90,8 @@ def _check_encoders(parts: PygParts, hparams: dict, info: DatasetInfo) -> None:
     if wants_edges != (parts.edge_encoder is not None) or (wants_edges and info.num_edge_features == 0):
         raise GtspError("from_pyg: GINE layers need an edge encoder and edge features, GIN layers use neither: "
                         f"this model has {'an' if parts.edge_encoder is not None else 'no'} edge encoder, "
-                        f"{hparams['local'].upper()} layers, and {info.name} has {info.num_edge_features} edge features")
+                        f"{hparams['local'].upper()} layers, and {info.name} has {info.num_edge_features} edge "
+                        "features")
     if wants_edges:
         edge = encoder_width(parts.edge_encoder, "edge encoder")
         reads = getattr(parts.edge_encoder, "in_features", info.num_edge_features)

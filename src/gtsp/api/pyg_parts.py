@@ -46,7 +46,8 @@ def find_parts(model: nn.Module, names: dict[str, str]) -> PygParts:
     children = dict(model.named_children())
     extra = sorted(set(children) - set(names.values()))
     if extra:
-        raise GtspError(f"from_pyg: the model has part(s) {', '.join(f'{n} ({type(children[n]).__name__})' for n in extra)} "
+        found = ", ".join(f"{n} ({type(children[n]).__name__})" for n in extra)
+        raise GtspError(f"from_pyg: the model has part(s) {found} "
                         f"that gtsp's GraphGPS has no place for; it converts the parts {', '.join(DEFAULT_NAMES)}: "
                         "name a part's attribute with from_pyg(..., node_encoder='...') or --part node_encoder=...")
     for part in ("node_encoder", "layers", "readout"):

@@ -145,7 +145,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (studies/speed/README.md); --threads raises it
         torch.set_num_threads(cfg.threads)
-    data = given or distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache, the others read it
+    data = given if given is not None else distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache
     if cfg.budget and choice is None:
         choice = budget_choice.search_choice(
             cfg, data, run_fn=lambda proxy: execute(proxy, progress=False, data=given, weights=weights,
