@@ -133,3 +133,11 @@ def test_the_command_and_the_function_train_the_same_run(cache_root, tmp_path):
     assert runs[0] == runs[1]
     cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     assert cli["metric"] == result.results["metric"] and cli["compaction_plan"] == result.plan.to_dict()
+
+
+def test_a_dataset_loaded_for_another_backbone_is_refused_and_a_result_prunes(mutag):
+    with pytest.raises(GtspError, match=r"lack the spd encoding graphormer reads.*model='graphormer'"):
+        gtsp.fit(mutag, model="graphormer", epochs=1)
+    dense = gtsp.fit(mutag, epochs=1, model_args={"hidden": 16, "layers": 2, "heads": 2})
+    pruned = gtsp.prune(dense, prune={"layer": 0.5}, finetune_epochs=4, dataset=mutag)
+    assert pruned.results["start_weights"]["source"] == "in memory" and len(pruned.compacted.layers) == 1

@@ -22,7 +22,7 @@ from gtsp.errors import GtspError
 INHERITED = ("seed", "folds", "fold", "batch_size", "lr", "weight_decay", "grad_clip", "bucket_pool")
 
 
-def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] | None = None,
+def prune(model: str | os.PathLike | SavedModel | Result, *, prune: Mapping[str, float] | None = None,
           finetune_epochs: int = 10, dataset: str | GraphDataset | None = None,
           budget: Mapping[str, Any] | None = None, prune_args: Mapping[str, Any] | None = None,
           out: str | os.PathLike | None = None, progress: bool = False, **options: Any) -> Result:
@@ -30,7 +30,8 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
 
     Args:
         model: a dense model file (``gtsp export``, a run's ``model.safetensors``,
-            :func:`gtsp.save_model`) or a loaded :class:`gtsp.SavedModel` (e.g. from :func:`gtsp.from_pyg`).
+            :func:`gtsp.save_model`), a loaded :class:`gtsp.SavedModel` (e.g. from :func:`gtsp.from_pyg`)
+            or the :class:`gtsp.Result` of a dense :func:`gtsp.fit`.
         prune: fraction removed per dimension, e.g. ``{"head": 0.5, "layer": 0.25}``.
         finetune_epochs: epochs of fine-tuning; every schedule is compressed into them.
         dataset: a dataset name or a :class:`GraphDataset` (default: the one the model was trained on,
@@ -51,6 +52,8 @@ def prune(model: str | os.PathLike | SavedModel, *, prune: Mapping[str, float] |
         >>> pruned.plan is not None, pruned.results["start_weights"]["backbone"]
         (True, 'gps')
     """
+    if isinstance(model, Result):
+        model = SavedModel(model.deployed, model.spec)
     saved = model if isinstance(model, SavedModel) else load_model(model)
     if saved.spec.get("plan") is not None:
         raise GtspError("this model file holds a compacted (already pruned) model: prune the dense model it came "

@@ -74,12 +74,27 @@ def fit(data: str | GraphDataset = "MUTAG", *, model: str = RunConfig.model, epo
         >>> 0.0 <= result.metrics["test"] <= 1.0, result.compacted is None
         (True, True)
     """
+    if not isinstance(data, str):
+        check_features(data, model, model_args)
     dataset = data if isinstance(data, str) else data.info.name
     cfg = make_config(dataset=dataset, model=model, epochs=epochs, seed=seed, model_args=dict(model_args or {}),
                       prune=dict(prune or {}), prune_args=dict(prune_args or {}), budget=dict(budget or {}),
                       **options)
     given = None if isinstance(data, str) else data
     return in_folder(cfg, out, lambda c: run_config(c, progress=progress, data=given), quiet=not progress)
+
+
+def check_features(data: GraphDataset, model: str, model_args: Mapping[str, Any] | None) -> None:
+    """Refuse a dataset whose graphs lack an encoding ``model`` reads (it was loaded for another backbone)."""
+    from gtsp.api.graphs import required_features
+    from gtsp.api.predicting import FEATURE_ATTRS
+
+    first = data.train[0]
+    missing = [f for f in required_features(model, model_args) if getattr(first, FEATURE_ATTRS[f], None) is None]
+    if missing:
+        raise GtspError(f"the graphs of {data.info.name} lack the {', '.join(missing)} encoding {model} reads: load "
+                        f"them for it, e.g. gtsp.load_dataset(name, model={model!r}) or "
+                        f"gtsp.dataset_from_graphs(graphs, split, model={model!r})")
 
 
 def make_config(**fields: Any) -> RunConfig:
