@@ -56,14 +56,23 @@ def predict_graphs(source: Result | SavedModel | str | os.PathLike, graphs: Sequ
 
 def predict_smiles(source: Result | SavedModel | str | os.PathLike, smiles: Sequence[str], *,
                    batch_size: int = 128) -> torch.Tensor:
-    """``[molecules, outputs]`` predictions of a molecular model; an invalid SMILES is an error naming it.
+    r"""``[molecules, outputs]`` predictions of a molecular model; an invalid SMILES is an error naming it.
 
     The molecules are featurised exactly as the model's training data were (the featuriser the
     model file records must be the installed one). For a CSV with invalid rows marked instead,
     use ``gtsp predict``.
 
-    Example (a model trained on ``ogbg-molhiv`` or a ``gtsp data build-mol`` dataset):
-        >>> gtsp.predict_smiles("molhiv.safetensors", ["CCO", "c1ccccc1"])  # doctest: +SKIP
+    Example (a model trained on alcohols made into a dataset as ``gtsp data build-mol`` makes one):
+        >>> import gtsp, tempfile, os
+        >>> from gtsp.data.mol_build import build_custom
+        >>> folder = tempfile.mkdtemp()
+        >>> with open(os.path.join(folder, "alcohols.csv"), "w") as table:
+        ...     _ = table.write("smiles,carbons\n" + "".join(f"{'C' * n}O,{n}\n" for n in range(1, 21)))
+        >>> _ = build_custom(os.path.join(folder, "alcohols.csv"), smiles_col="smiles", label_cols=["carbons"],
+        ...                  name="alcohols", cache_root=folder, split="random")
+        >>> result = gtsp.fit("alcohols", epochs=1, model_args={"hidden": 16, "layers": 1}, cache_root=folder)
+        >>> gtsp.predict_smiles(result, ["CCO", "CCCCO"]).shape
+        torch.Size([2, 1])
     """
     from gtsp.data.featurize import featurize_smiles
     from gtsp.predict import check_molecular
