@@ -23,14 +23,15 @@ from gtsp.models import build_model
 from gtsp.models.files import model_spec
 
 
-def from_pyg(model: nn.Module, data: DatasetInfo | GraphDataset, *, pool: str = "sum",
+def from_pyg(model: nn.Module, data: str | DatasetInfo | GraphDataset, *, pool: str = "sum",
              node_encoder: str = "node_emb", pe_norm: str = "pe_norm", pe_encoder: str = "pe_lin",
              edge_encoder: str = "edge_emb", layers: str = "convs", readout: str = "mlp") -> SavedModel:
     """gtsp's GraphGPS computing what a PyG model built from ``GPSConv`` computes, with its weights.
 
     Args:
         model: the PyG model (see :mod:`gtsp.api.pyg_parts` for the parts it may have).
-        data: the dataset (or its :class:`DatasetInfo`) the model reads: feature widths and outputs.
+        data: the dataset the model reads (a name, a loaded dataset or its :class:`DatasetInfo`): its
+            feature widths and outputs.
         pool: the graph pooling the model's forward uses before the readout (``"sum"``, as in
             PyG's example, or ``"mean"``).
         node_encoder, pe_norm, pe_encoder, edge_encoder, layers, readout: the model's attribute names
@@ -56,6 +57,13 @@ def from_pyg(model: nn.Module, data: DatasetInfo | GraphDataset, *, pool: str = 
         >>> converted.spec["hparams"]["local"], converted.spec["hparams"]["head_shrink"]
         ('gine', 2)
     """
+    if isinstance(data, str):
+        from gtsp.api.graphs import load_dataset
+
+        data = load_dataset(data)
+    if not isinstance(data, (DatasetInfo, GraphDataset)):
+        raise GtspError(f"from_pyg needs the dataset the model reads: a name, gtsp.load_dataset(...) or its .info, "
+                        f"not {type(data).__name__}")
     info = data.info if isinstance(data, GraphDataset) else data
     names = {"node_encoder": node_encoder, "pe_norm": pe_norm, "pe_encoder": pe_encoder,
              "edge_encoder": edge_encoder, "layers": layers, "readout": readout}
