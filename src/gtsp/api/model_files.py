@@ -34,6 +34,10 @@ class SavedModel:
     model: nn.Module
     spec: dict[str, Any]
 
+    def __repr__(self) -> str:
+        compacted = " (compacted)" if self.spec.get("plan") else ""
+        return f"SavedModel({self.spec['backbone']}{compacted} for {self.spec['dataset']}, {self.spec['hparams']})"
+
     @property
     def info(self) -> DatasetInfo:
         """The :class:`DatasetInfo` of the data the model was trained for."""

@@ -42,6 +42,12 @@ class Result:
     spec: dict[str, Any]
     out: Path | None
 
+    def __repr__(self) -> str:
+        pruned = {k: v for k, v in (self.results.get("sparsity") or {}).items() if v}
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in self.metrics.items())
+        return (f"Result({self.results['model']} on {self.results['dataset']}, {self.results['metric']['name']}: "
+                f"{metrics}, pruned={pruned or 'no'}, out={self.out})")
+
     @property
     def deployed(self) -> nn.Module:
         """The model to use: the compacted one when the run pruned, else the trained one."""
