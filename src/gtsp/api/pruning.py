@@ -13,7 +13,7 @@ from typing import Any
 
 from gtsp.api.model_files import SavedModel, load_model
 from gtsp.api.result import Result
-from gtsp.api.training import in_folder, make_config, run_config
+from gtsp.api.training import check_features, in_folder, make_config, run_config
 from gtsp.config import RunConfig
 from gtsp.data.registry import GraphDataset
 from gtsp.errors import GtspError
@@ -61,6 +61,8 @@ def prune(model: str | os.PathLike | SavedModel | Result, *, prune: Mapping[str,
     name = dataset.info.name if isinstance(dataset, GraphDataset) else dataset
     cfg = prune_config(saved.spec, name, finetune_epochs,
                        dict(prune or {}), dict(prune_args or {}), dict(budget or {}), options)
+    if isinstance(dataset, GraphDataset):
+        check_features(dataset, cfg.model, cfg.model_args)
     data = dataset if isinstance(dataset, GraphDataset) else _load(cfg)
     _check_fits(saved.spec, data)
     weights = {k: v.detach().cpu().clone() for k, v in saved.model.state_dict().items()}
