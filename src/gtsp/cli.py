@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gtsp.analysis import cli as analysis_cli
+from gtsp.api import commands as api_commands
 from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.errors import GtspError, RelayedError
 from gtsp.report import cli as report_cli
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.add_parser(sub)
     report_cli.add_parser(sub)
     analysis_cli.add_parser(sub)
+    api_commands.add_parsers(sub)
     return parser
 
 
@@ -204,9 +206,9 @@ def _ratio(key: str, value: str) -> float:
 
 
 def _cmd_train(args) -> None:
-    from gtsp.train.run import run
+    from gtsp.api.training import run_config
 
-    run(config_from_args(args), progress=not args.quiet)
+    run_config(config_from_args(args), progress=not args.quiet)
 
 
 def _cmd_data(args) -> None:
@@ -238,16 +240,16 @@ def _build_mol(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from gtsp.inference import export_run
+    from gtsp.api.model_files import export_run
 
     print(f"wrote {export_run(args.run_dir, args.out, overwrite=args.overwrite)}")
 
 
 def _cmd_evaluate(args) -> None:
-    from gtsp.inference import evaluate_exported
+    from gtsp.api.model_files import evaluate
 
-    result = evaluate_exported(args.model_file, dataset=args.dataset, data_root=args.data_root,
-                               cache_root=args.cache_root, batch_size=args.batch_size, device=args.device)
+    result = evaluate(args.model_file, dataset=args.dataset, data_root=args.data_root,
+                      cache_root=args.cache_root, batch_size=args.batch_size, device=args.device)
     print(f"test {result['metric']}: {result['test']:.4f} over {result['graphs']} graphs, "
           f"{result['graphs_per_s']:,.0f} graphs/s")
 
@@ -263,7 +265,8 @@ def _cmd_predict(args) -> None:
 COMMANDS = {"train": _cmd_train, "data": _cmd_data, "export": _cmd_export, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict,
             "sweep": sweep_cli.cmd_sweep, "report": report_cli.cmd_report,
-            "analyze": analysis_cli.cmd_analyze}
+            "analyze": analysis_cli.cmd_analyze, "prune": api_commands.cmd_prune,
+            "import-pyg": api_commands.cmd_import_pyg}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def predict_csv(model_file: str | os.PathLike, csv: str | os.PathLike, out: str 
     _check_out(csv, out, overwrite)
     torch.set_num_threads(threads)
     model, spec = load_model(model_file)
-    _check_molecular(spec, model_file)
+    check_molecular(spec, model_file)
     frame = _read_smiles(csv, smiles_col)
     from gtsp.data.featurize import featurize_smiles  # imports RDKit: molecular models only
 
@@ -132,7 +132,7 @@ def _check_out(csv: Path, out: Path, overwrite: bool) -> None:
         raise GtspError(f"--out {out} already exists: choose another file, or pass --overwrite to replace it")
 
 
-def _check_molecular(spec: dict[str, Any], model_file: str | os.PathLike) -> None:
+def check_molecular(spec: dict[str, Any], model_file: str | os.PathLike) -> None:
     """Refuse a model that was not trained on molecules, or on features this installation computes differently."""
     from gtsp.data.featurize import featurizer_id
 

@@ -48,6 +48,9 @@ class GPSParams:
         rwse_steps: random-walk structural encoding length (0 to disable).
         ffn_ratio: FFN hidden width as a multiple of ``hidden``.
         attention: False removes every attention block (the attention-free baseline).
+        head_layers: Linear layers of the readout MLP (ReLU between them).
+        head_shrink: each hidden readout width is the previous one divided by this (1 keeps ``hidden``;
+            2 gives ``hidden -> hidden/2 -> hidden/4 -> outputs``, the readout of PyG's GraphGPS example).
     """
 
     hidden: int = 64
@@ -60,6 +63,8 @@ class GPSParams:
     rwse_steps: int = 20
     ffn_ratio: int = 2
     attention: bool = True
+    head_layers: int = 2
+    head_shrink: int = 1
 
     def __post_init__(self) -> None:
         check_common("gps", self)
@@ -69,6 +74,11 @@ class GPSParams:
             raise GtspError(f"unknown local MPNN {self.local!r}: choose one of {', '.join(LOCALS)}")
         check_range("gps", "rwse_steps", self.rwse_steps, 0)
         check_range("gps", "ffn_ratio", self.ffn_ratio, 1)
+        check_range("gps", "head_layers", self.head_layers, 1)
+        check_range("gps", "head_shrink", self.head_shrink, 1)
+        if self.hidden // self.head_shrink ** (self.head_layers - 1) < 1:
+            raise GtspError(f"gps readout: hidden={self.hidden} divided by head_shrink={self.head_shrink} "
+                            f"{self.head_layers - 1} times leaves no width: use fewer head_layers or a smaller shrink")
 
 
 class GPSLayer(nn.Module):
@@ -109,6 +119,18 @@ class GPSLayer(nn.Module):
         return self.norm_out(h + self.ffn(h))
 
 
+def readout_mlp(hidden: int, outputs: int, layers: int, shrink: int) -> nn.Module:
+    """The readout MLP: ``layers`` Linear layers with ReLU between them, hidden widths divided by
+    ``shrink`` at each layer (the default two layers of width ``hidden`` are a :class:`FeedForward`)."""
+    if layers == 2 and shrink == 1:
+        return FeedForward(hidden, hidden, activation="relu", out_dim=outputs)
+    widths = [hidden // shrink ** i for i in range(layers)] + [outputs]
+    parts: list[nn.Module] = []
+    for i in range(layers):
+        parts += [nn.Linear(widths[i], widths[i + 1])] + ([nn.ReLU()] if i < layers - 1 else [])
+    return nn.Sequential(*parts)
+
+
 class GPS(GraphTransformer):
     """GraphGPS for graph-level prediction (hyper-parameters: :class:`GPSParams`)."""
 
@@ -125,7 +147,7 @@ class GPS(GraphTransformer):
         self.layers = nn.ModuleList(
             GPSLayer(p.hidden, heads, local, p.dropout, p.attn_dropout, p.ffn_ratio) for _ in range(p.layers))
         self.pool = POOLS[p.pool]
-        self.head = FeedForward(p.hidden, p.hidden, activation="relu", out_dim=info.num_outputs)
+        self.head = readout_mlp(p.hidden, info.num_outputs, p.head_layers, p.head_shrink)
 
     @classmethod
     def required_features(cls, hparams: dict) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ import math
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, model_spec, save_model
 from gtsp.provenance import provenance
-from gtsp.sparsify import build_sparsifier, sparsity_record
+from gtsp.sparsify import CompositeSparsifier, build_sparsifier, sparsity_record
+from gtsp.sparsify.plan import CompactionPlan
 from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
 from gtsp.train.notes import early_best_note, warmup_note
@@ -56,21 +58,64 @@ def prepare_data(cfg: RunConfig) -> GraphDataset:
                         seed=cfg.seed, folds=cfg.folds, fold=cfg.fold)
 
 
+@dataclass
+class RunOutcome:
+    """What a finished run leaves in memory besides ``results.json``.
+
+    Attributes:
+        results: the results record (as written to ``results.json``).
+        model: the trained model (the best epoch's weights; with its masks when pruned).
+        compacted: the compacted model of a pruned run (None for a dense run).
+        plan: the compaction plan of a pruned run (None for a dense run).
+        data: the dataset the run trained on.
+        spec: the model file spec of the saved model (compacted when pruned); None on ranks other than 0.
+    """
+
+    results: dict[str, Any]
+    model: torch.nn.Module
+    compacted: torch.nn.Module | None
+    plan: CompactionPlan | None
+    data: GraphDataset
+    spec: dict[str, Any] | None
+
+
 def run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Train as ``cfg`` says and return (and write) the results record.
 
     The run folder is locked for the whole run (see :class:`gtsp.train.run_folder.RunFolder`);
     the last line printed names it and the files it holds.
     """
+    return execute(cfg, progress).results
+
+
+def execute(cfg: RunConfig, progress: bool = True, *, data: GraphDataset | None = None,
+            weights: dict[str, torch.Tensor] | None = None,
+            start_weights: dict[str, Any] | None = None) -> RunOutcome:
+    """:func:`run`, returning the models too; ``data`` replaces loading ``cfg.dataset`` (graphs in
+    memory), ``weights`` (a backbone ``state_dict``) replaces the initialisation (fine-tuning), and
+    ``start_weights`` (where those weights came from) is recorded as ``results["start_weights"]``."""
     cfg.validate()
     note = warmup_note(cfg.epochs, cfg.warmup_epochs)
     if note and distributed.is_main():
         log.warning(note)
     with distributed.session(resolve_device(cfg.device)) as device, _locked_folder(cfg) as folder:
-        results = _run_in_folder(cfg, folder, device, progress)
+        outcome = _run_in_folder(cfg, folder, device, progress, data, weights, start_weights)
         if folder is not None:
             print(f"run folder {folder.out}: {', '.join(folder.contents())}")
-    return results
+    return outcome
+
+
+def build_run_model(cfg: RunConfig, info, weights: dict[str, torch.Tensor] | None = None,
+                    steps_per_epoch: int = 1) -> tuple[torch.nn.Module, CompositeSparsifier | None]:
+    """The model a run trains (from ``weights`` when given) with its sparsifier prepared and scheduled."""
+    model = build_model(cfg.model, info, **cfg.model_args)
+    if weights is not None:
+        model.load_state_dict(weights, strict=True)
+    sparsifier = build_sparsifier(cfg.prune, cfg.prune_args, cfg.seed)
+    if sparsifier is not None:
+        model = sparsifier.prepare(model)
+        sparsifier.schedule(cfg.epochs, steps_per_epoch)
+    return model, sparsifier
 
 
 @contextmanager
@@ -92,7 +137,9 @@ def _start_state(cfg: RunConfig, folder: RunFolder | None, device: torch.device)
     return distributed.broadcast_from_main(distributed.on_main(lambda: folder.start_state(map_location)))
 
 
-def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.device, progress: bool) -> dict[str, Any]:
+def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.device, progress: bool,
+                   given: GraphDataset | None, weights: dict[str, torch.Tensor] | None,
+                   start_weights: dict[str, Any] | None) -> RunOutcome:
     start = _start_state(cfg, folder, device)
     choice = budget_choice.saved_choice(cfg)  # a resumed budget run trains what its search chose
     if choice is not None:
@@ -102,17 +149,15 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         # small per-graph ops: extra intra-op threads measured 1.05x slower idle, up to 30x slower
         # on a loaded machine (studies/speed/README.md); --threads raises it
         torch.set_num_threads(cfg.threads)
-    data = distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache, the others read it
+    data = given if given is not None else distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache
     if cfg.budget and choice is None:
-        choice = budget_choice.search_choice(cfg, data, run_fn=lambda proxy: run(proxy, progress=False))
+        choice = budget_choice.search_choice(
+            cfg, data, run_fn=lambda proxy: execute(proxy, progress=False, data=given, weights=weights,
+                                                    start_weights=start_weights).results)
         budget_choice.apply_choice(cfg, choice)
     run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, data.info, **cfg.model_args)
-    sparsifier = build_sparsifier(cfg.prune, cfg.prune_args, cfg.seed)
-    if sparsifier is not None:
-        model = sparsifier.prepare(model)
-        sparsifier.schedule(cfg.epochs, math.ceil(len(data.train) / cfg.batch_size))
+    model, sparsifier = build_run_model(cfg, data.info, weights, math.ceil(len(data.train) / cfg.batch_size))
     out = Path(cfg.out)
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
@@ -135,7 +180,10 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         "resumes": run_info["resumes"],
         "distributed": {"ranks": distributed.world_size(), "backend": distributed.backend()},
     }
+    if start_weights is not None:
+        results["start_weights"] = start_weights
     main = distributed.is_main()
+    compacted, plan, spec = None, None, None
     if sparsifier is None and main:
         results.update(accounting(model, data.test, trainer.test_batches[0], device))
     elif sparsifier is not None:
@@ -146,21 +194,21 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         results.update(report)
         results["distributed"]["compacted_sha256"] = _compacted_digests(compacted)
         if main:
-            save_model(compacted, model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan,
-                                             extra=_spec_extra(cfg, data.info)), out / COMPACTED_FILE)
+            spec = model_spec(compacted, data.info, dataset=cfg.dataset, plan=plan, extra=_spec_extra(cfg, data.info))
+            save_model(compacted, spec, out / COMPACTED_FILE)
     if choice is not None:
         results["budget"] = budget_choice.achieved(choice, results)
     if main:
         write_results(out / "results.json", results)
         if sparsifier is None:
-            save_model(model, model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info)),
-                       out / MODEL_FILE)
+            spec = model_spec(model, data.info, dataset=cfg.dataset, extra=_spec_extra(cfg, data.info))
+            save_model(model, spec, out / MODEL_FILE)
         print(results_table(results))
         for note in (early_best_note({**results, "history": fit.history}, cfg.warmup_epochs, cfg.select_from),
                      missed_budget(results)):
             if note:
                 log.warning(note)
-    return results
+    return RunOutcome(results, model, compacted, plan, data, spec)
 
 
 def _compacted_digests(compacted: torch.nn.Module) -> list[str]:
