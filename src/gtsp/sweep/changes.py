@@ -28,7 +28,6 @@ import yaml
 from gtsp.config import RunConfig
 from gtsp.errors import GtspError
 from gtsp.sweep.grid import Point
-from gtsp.train.run_folder import RESULTS, RunFolder
 
 log = logging.getLogger("gtsp.sweep")
 POINT_CONFIG = "point.yaml"
@@ -59,7 +58,7 @@ def changed_points(out: Path, points: list[Point]) -> list[Changed]:
     changed = []
     for point in points:
         run_dir = out / point.name
-        if not (run_dir / RESULTS).is_file() or not (run_dir / POINT_CONFIG).is_file():
+        if not (run_dir / "results.json").is_file() or not (run_dir / POINT_CONFIG).is_file():
             continue
         differences = _differences(_stored(run_dir / POINT_CONFIG), point.config)
         if differences and _accepted(run_dir) != config_digest(point.config):
@@ -117,6 +116,8 @@ def _accepted(run_dir: Path) -> str | None:
 
 def _clear(run_dir: Path) -> None:
     """Remove the point's run files (what ``gtsp train --overwrite`` removes) and its budget search."""
+    from gtsp.train.run_folder import RunFolder  # torch-heavy; the CLI's help must not pay for it
+
     with RunFolder(run_dir, overwrite=True):
         pass
     shutil.rmtree(run_dir / BUDGET_DIR, ignore_errors=True)
