@@ -78,8 +78,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--prune-arg", action="append", default=[], metavar="DIM.KEY=VALUE",
                    help="a sparsifier option, e.g. --prune-arg layer.criterion=cka (repeatable; "
                         "same as prune_args in YAML)")
-    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's counted "
-                   "FLOPs) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
+    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's FLOPs that "
+                   "the compacted model executes), flops_nominal=F (the paper's count: masked weights at their "
+                   "density) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
                    "trials=N (proxy runs, default 6), proxy_epochs=N (default a tenth of --epochs, at least 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

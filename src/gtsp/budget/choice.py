@@ -51,7 +51,10 @@ def achieved(record: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
              "predicted_cost": record["predicted_cost"], "reason": record["reason"], "trials": record["trials"]}
     flops, speed = results.get("flops_per_graph"), results.get("speedup")
     if flops is not None and speed is not None:
-        entry["measured_cost"] = (flops["pruned"] / flops["dense"] if spec.kind == "flops"
-                                  else 1.0 / speed["measured"])
+        measured = {"flops": flops["executed"] / flops["dense"], "flops_nominal": flops["nominal"] / flops["dense"],
+                    "latency": 1.0 / speed["measured"]}
+        entry["priced"] = spec.kind
+        entry["measured_cost"] = measured[spec.kind]
+        entry["measured"] = measured
         entry["within_budget"] = entry["measured_cost"] <= spec.target
     return entry

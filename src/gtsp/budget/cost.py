@@ -7,9 +7,11 @@ compacted architecture of any combination can be built from the dense hyper-para
 :class:`~gtsp.sparsify.plan.CompactionPlan` that keeps the first units, and then:
 
 - FLOPs are counted on real validation graphs (:func:`gtsp.accounting.flops.analytic_flops_per_graph`).
-  Weight sparsity scales the masked matrices' FLOPs linearly in their density (the count
-  multiplies by it), so two counts per structure (all masked weights kept, all zero) price
-  every weight ratio exactly, given per-layer densities (``scope: layer``, which budget runs use);
+  Executed FLOPs (``flops``, the default) are what the compacted model computes with dense
+  kernels: unstructured weight zeros save nothing, so weight sparsity is not priced at all.
+  Nominal FLOPs (``flops_nominal``, the paper's convention) scale the masked matrices' FLOPs
+  linearly in their density, so two counts per structure (all masked weights kept, all zero)
+  price every weight ratio exactly, given per-layer densities (``scope: layer``, which budget runs use);
 - latency is measured on one validation batch of the run's batch size, dense and compacted
   timed alternately in this process (a ratio on one machine, not an absolute time). Weight
   sparsity saves no time here, so latency budgets use the structured dimensions only.
@@ -103,15 +105,20 @@ def _combinations(grids: dict[str, list[float]], dims: tuple[str, ...]):
         yield dict(zip(dims, values))
 
 
-def flops_candidates(name: str, info: DatasetInfo, hparams: dict[str, Any], graphs: list[Data]) -> list[Candidate]:
-    """Every combination of the grids with its counted FLOPs per graph as a fraction of dense."""
+def flops_candidates(name: str, info: DatasetInfo, hparams: dict[str, Any], graphs: list[Data],
+                     nominal: bool = False) -> list[Candidate]:
+    """Every combination of the grids with its FLOPs per graph as a fraction of dense: executed FLOPs
+    (structured dimensions only), or with ``nominal`` also weight sparsity at its density."""
     dense = build_model(name, info, **hparams)
-    grids = dimension_grids(dense, with_weight=True)
+    grids = dimension_grids(dense, with_weight=nominal)
     base = analytic_flops_per_graph(dense, graphs, COST_GRAPHS)["pruned"]
     out = []
     for ratios in _combinations(grids, ("token", "head", "layer", "neuron")):
         model = structural_model(name, info, hparams, ratios)
         full = analytic_flops_per_graph(model, graphs, COST_GRAPHS)["pruned"]
+        if not nominal:
+            out.append(Candidate(_nonzero(ratios), full / base))
+            continue
         _zero_masked_weights(model)
         empty = analytic_flops_per_graph(model, graphs, COST_GRAPHS)["pruned"]
         for weight in grids["weight"]:

@@ -1,8 +1,8 @@
 """Choosing the ratios under a budget: price every combination, then try the affordable ones.
 
-1. :mod:`gtsp.budget.cost` prices every combination of the ratio grids exactly (counted FLOPs,
-   or measured latency for the structured dimensions only, since unstructured weight
-   sparsity saves no wall time).
+1. :mod:`gtsp.budget.cost` prices every combination of the ratio grids exactly (executed FLOPs
+   or measured latency, both for the structured dimensions only, since unstructured weight
+   sparsity saves neither; or nominal FLOPs, which count weight zeros as saved).
 2. The affordable combinations that use most of the budget (within :data:`FRONTIER_BAND` of it)
    form the shortlist: one that leaves a large part of the budget unused prunes more than it
    must. The cheapest affordable ones are kept when none is that close.
@@ -39,16 +39,17 @@ MAX_ASKS = 2000  # sampler proposals outside the shortlist cost nothing (no trai
 
 def price(cfg, data, spec: BudgetSpec) -> list[Candidate]:
     """Every combination with its cost (fraction of dense) on this run's validation split."""
-    if spec.kind == "flops":
-        return flops_candidates(cfg.model, data.info, cfg.model_args, data.valid)
+    if spec.kind != "latency":
+        return flops_candidates(cfg.model, data.info, cfg.model_args, data.valid, nominal=spec.counts_unexecuted)
     batch = Batch.from_data_list(data.valid[: cfg.batch_size])
     return latency_candidates(cfg.model, data.info, cfg.model_args, batch, _device(cfg))
 
 
 def priced_on(cfg, data, spec: BudgetSpec) -> str:
     """What the prices were measured on, in words (for the record)."""
-    if spec.kind == "flops":
-        return f"FLOPs counted per graph on {min(COST_GRAPHS, len(data.valid))} validation graphs"
+    if spec.kind != "latency":
+        which = "nominal FLOPs (masked weights at their density)" if spec.counts_unexecuted else "executed FLOPs"
+        return f"{which} counted per graph on {min(COST_GRAPHS, len(data.valid))} validation graphs"
     from gtsp.train.results import machine
 
     where = machine()
@@ -125,7 +126,7 @@ def _study(spec: BudgetSpec, folder: Path, maximize: bool) -> optuna.Study:
 
 
 def _dims(spec: BudgetSpec) -> tuple[str, ...]:
-    return ("token", "head", "layer", "neuron") + (("weight",) if spec.kind == "flops" else ())
+    return ("token", "head", "layer", "neuron") + (("weight",) if spec.counts_unexecuted else ())
 
 
 def _params(candidate: Candidate, spec: BudgetSpec) -> dict[str, float]:
