@@ -28,14 +28,15 @@ def saved_choice(cfg) -> dict[str, Any] | None:
     return record
 
 
-def search_choice(cfg, data, run_fn) -> dict[str, Any]:
-    """Run (or resume) the budget search of ``cfg`` on ``data``; ``run_fn(config)`` trains one proxy run."""
+def search_choice(cfg, data, run_fn, device="cpu") -> dict[str, Any]:
+    """Run (or resume) the budget search of ``cfg`` on ``data``; ``run_fn(config)`` trains one proxy run,
+    ``device`` is where the run trains (and latency is timed)."""
     from gtsp.train import distributed
 
     if distributed.world_size() > 1:
         raise GtspError("the budget search runs in one process: run it once without torchrun (it writes "
                         "OUT/budget/choice.json), then continue the same --out under torchrun with --resume")
-    return choose(cfg, data, check_budget(cfg.budget), Path(cfg.out), run_fn)
+    return choose(cfg, data, check_budget(cfg.budget), Path(cfg.out), run_fn, device)
 
 
 def apply_choice(cfg, record: dict[str, Any]) -> None:

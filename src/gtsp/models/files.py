@@ -27,7 +27,7 @@ from torch import nn
 from gtsp.data.info import DatasetInfo
 from gtsp.errors import GtspError
 from gtsp.models import backbone, build_model
-from gtsp.sparsify.plan import CompactionPlan, apply_plan
+from gtsp.sparsify import CompactionPlan, apply_plan
 
 FORMAT = "gtsp-model"
 FORMAT_VERSION = 1

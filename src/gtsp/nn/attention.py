@@ -166,8 +166,14 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = slice_linear(self.qkv, rows=rows)
         self.out = slice_linear(self.out, cols=cols)
         if scale is not None:
-            self.out.weight.mul_(scale.to(self.out.weight).repeat_interleave(self.head_dim).unsqueeze(0))
+            self.scale_heads(scale)
         self.num_heads = keep.numel()
+
+    @torch.no_grad()
+    def scale_heads(self, scale: Tensor) -> None:
+        """Multiply each head's output by ``scale`` (one factor per head), folded into ``out``'s columns:
+        how a head gate becomes plain weights (a factor 0 silences the head)."""
+        self.out.weight.mul_(scale.repeat_interleave(self.head_dim).unsqueeze(0).to(self.out.weight))
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:

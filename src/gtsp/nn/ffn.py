@@ -65,4 +65,10 @@ class FeedForward(nn.Module):
         self.fc1 = slice_linear(self.fc1, rows=keep)
         self.fc2 = slice_linear(self.fc2, cols=keep)
         if scale is not None:
-            self.fc2.weight.mul_(scale.to(self.fc2.weight).unsqueeze(0))
+            self.scale_neurons(scale)
+
+    @torch.no_grad()
+    def scale_neurons(self, scale: Tensor) -> None:
+        """Multiply each hidden neuron's output by ``scale`` (one factor per neuron), folded into ``fc2``'s
+        columns: how a neuron gate becomes plain weights (a factor 0 silences the neuron)."""
+        self.fc2.weight.mul_(scale.to(self.fc2.weight).unsqueeze(0))

@@ -27,7 +27,7 @@ from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, model_spec, save_model
 from gtsp.provenance import provenance
-from gtsp.sparsify import build_sparsifier, sparsity_record
+from gtsp.sparsify import build_sparsifier, sparsity_record, training_needs
 from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
 from gtsp.train.results import accounting, machine, results_table, write_results
@@ -100,7 +100,8 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
         torch.set_num_threads(cfg.threads)
     data = distributed.in_turn(lambda: prepare_data(cfg))  # one rank fills the cache, the others read it
     if cfg.budget and choice is None:
-        choice = budget_choice.search_choice(cfg, data, run_fn=lambda proxy: run(proxy, progress=False))
+        choice = budget_choice.search_choice(cfg, data, run_fn=lambda proxy: run(proxy, progress=False),
+                                             device=device)
         budget_choice.apply_choice(cfg, choice)
     run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
@@ -113,7 +114,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
                       seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress,
-                      run_info=run_info, unused_parameters=bool(cfg.prune.get("layer")))
+                      run_info=run_info, **training_needs(cfg.prune))
     if start is not None:
         trainer.restore(start)
     fit = trainer.fit()
