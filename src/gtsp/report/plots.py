@@ -24,14 +24,26 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from gtsp.report.collect import DIMENSIONS  # noqa: E402
-from gtsp.report.groups import Group  # noqa: E402
+from gtsp.report.collect import dimension_names  # noqa: E402
+from gtsp.report.groups import Group, kind_order  # noqa: E402
 
-COLOURS = {"dense": "black", "baseline": "tab:gray", "token": "tab:blue", "head": "tab:orange",
-           "layer": "tab:green", "weight": "tab:red", "neuron": "tab:purple", "joint": "tab:brown",
-           "budget": "tab:pink"}
+COLOURS = {"dense": "black", "baseline": "tab:gray", "joint": "tab:brown", "budget": "tab:pink"}  # besides dimensions
 MARKERS = "os^Dv<>p"
 NAMED = {"dense": "dense", "baseline": "no attention"}
+
+
+def colour(kind: str) -> str:
+    """The colour of a run kind: a dimension's own (from its registry entry), else the kind's."""
+    from gtsp.sparsify import registry
+
+    return registry.dimension(kind).colour if kind in dimension_names() else COLOURS[kind]
+
+
+def kind_label(kind: str) -> str:
+    """A run kind in a legend: a dimension's report label, else the kind itself."""
+    from gtsp.sparsify import registry
+
+    return registry.dimension(kind).label if kind in dimension_names() else kind
 
 
 def safe(name: str) -> str:
@@ -58,14 +70,14 @@ def pareto_plot(groups: list[Group], cost: str, path: Path) -> Path:
     markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(sorted({g.model for g in groups}))}
     for g, x in zip(groups, xs):
         test = g.stat("test")
-        ax.errorbar([x], [test.mean], yerr=[test.std or 0.0], fmt=markers[g.model], color=COLOURS[g.kind],
+        ax.errorbar([x], [test.mean], yerr=[test.std or 0.0], fmt=markers[g.model], color=colour(g.kind),
                     markersize=8, capsize=3)
         if g.kind in NAMED:
             ax.annotate(NAMED[g.kind], (x, test.mean), textcoords="offset points", xytext=(6, 6), fontsize=8)
     front = pareto_front([(x, g.stat("test").mean) for g, x in zip(groups, xs)], run.higher_is_better)
     front.append((max(xs), front[-1][1]))  # the best metric holds on to the costliest setting
     ax.plot(*zip(*front), color="0.6", linestyle="--", drawstyle="steps-post", zorder=0, label="Pareto front")
-    _legend(ax, sorted({g.kind for g in groups}, key=list(COLOURS).index), markers)
+    _legend(ax, sorted({g.kind for g in groups}, key=kind_order().index), markers)
     if max(xs) > 10 * min(xs) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("FLOPs per graph (counted)" if cost == "flops" else "latency, ms per graph (measured)")
@@ -76,7 +88,7 @@ def pareto_plot(groups: list[Group], cost: str, path: Path) -> Path:
 
 
 def _legend(ax, kinds: list[str], markers: dict[str, str]) -> None:
-    handles = [ax.scatter([], [], color=COLOURS[k], marker="o", label=k) for k in kinds]
+    handles = [ax.scatter([], [], color=colour(k), marker="o", label=kind_label(k)) for k in kinds]
     handles += [ax.scatter([], [], color="white", edgecolors="black", marker=m, label=model)
                 for model, m in markers.items()]
     handles += [h for h in ax.get_lines() if h.get_label() == "Pareto front"]
@@ -85,7 +97,7 @@ def _legend(ax, kinds: list[str], markers: dict[str, str]) -> None:
 
 def ratio_plot(groups: list[Group], path: Path) -> Path | None:
     """Test metric against ratio, one panel per pruned dimension; None when nothing prunes one dimension."""
-    dims = [d for d in DIMENSIONS if any(g.kind == d for g in groups)]
+    dims = [d for d in dimension_names() if any(g.kind == d for g in groups)]
     if not dims:
         return None
     fig = Figure(figsize=(4.5 * len(dims), 4))
@@ -102,8 +114,8 @@ def ratio_plot(groups: list[Group], path: Path) -> Path | None:
             points = [(0.0, ref.stat("test"))] if ref is not None else []
             points += sorted(((g.runs[0].prune[dim], g.stat("test")) for g in members), key=lambda p: p[0])
             ax.errorbar([p[0] for p in points], [p[1].mean for p in points], yerr=[p[1].std or 0.0 for p in points],
-                        marker="o", capsize=3, label=model, color=COLOURS[dim] if len(lines) == 1 else None)
-        ax.set_title(f"{dim} pruning")
+                        marker="o", capsize=3, label=model, color=colour(dim) if len(lines) == 1 else None)
+        ax.set_title(f"{kind_label(dim)} pruning")
         ax.set_xlabel("ratio removed")
         ax.set_ylabel(f"test {run.metric}")
         ax.grid(alpha=0.3)

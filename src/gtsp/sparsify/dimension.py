@@ -120,6 +120,7 @@ class Dimension:
     zero_priced: Callable[[nn.Module], None] | None = None
     budget_options: dict[str, Any] = field(default_factory=dict)
     unused_parameters: bool = False
+    removes_blocks: bool = False  # its fragment removes whole blocks, so it applies after those indexing them
     legacy_key: str | None = None  # its entry in the flat plans of earlier model files
 
     @property

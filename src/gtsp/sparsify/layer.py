@@ -355,4 +355,4 @@ def _priced(model: nn.Module, ratio: float) -> LayerFragment:
 
 DIMENSION = Dimension(name="layer", options=LayerOptions, sparsifier=LayerSparsifier, fragment=LayerFragment,
                       label="layers", colour="tab:green", grid=_grid, priced_fragment=_priced,
-                      unused_parameters=True, legacy_key="kept_layers")
+                      unused_parameters=True, removes_blocks=True, legacy_key="kept_layers")

@@ -5,7 +5,8 @@ Each built-in dimension lives in one module that defines ``DIMENSION`` (a
 step: members are prepared and called in it, strip their attachments in it (weight masks first,
 so slicing copies plain tensors; layer wrappers after the gates inside them), and a compaction
 plan applies its fragments in it (heads and neurons are indexed on the model before layers go).
-:func:`register` adds a dimension defined elsewhere (appended after the built-in ones).
+:func:`register` adds a dimension defined elsewhere, placed just before the first dimension that
+removes whole blocks (``removes_blocks``), since every fragment indexes the model before blocks go.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ _added: list[Dimension] = []
 
 def dimensions() -> tuple[Dimension, ...]:
     """Every registered dimension, in registry order."""
-    return (*(importlib.import_module(m).DIMENSION for m in BUILTIN_MODULES), *_added)
+    builtin = [importlib.import_module(m).DIMENSION for m in BUILTIN_MODULES]
+    cut = next((i for i, d in enumerate(builtin) if d.removes_blocks), len(builtin))
+    return (*builtin[:cut], *_added, *builtin[cut:])
 
 
 def names() -> tuple[str, ...]:
@@ -45,7 +48,7 @@ def order(name: str) -> int:
 
 
 def register(new: Dimension) -> Dimension:
-    """Add ``new`` after the registered dimensions; a name may be registered once."""
+    """Add ``new`` to the registry (before the dimensions that remove blocks); a name may be registered once."""
     if new.name in names() or new.name == "joint":
         raise GtspError(f"a pruning dimension called {new.name!r} is already registered: choose another name")
     _added.append(new)
