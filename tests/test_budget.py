@@ -49,7 +49,7 @@ def test_prices_are_the_counted_flops_of_the_compacted_architecture(mutag):
     assert by_label["dense"] == pytest.approx(1.0)
     assert not any("weight" in c.ratios for c in candidates)  # executed FLOPs: weight zeros save nothing
     nominal = {c.label: c.cost for c in flops_candidates("gps", mutag.info, hparams, mutag.valid, nominal=True)}
-    assert nominal["head=0.5,weight=0.5"] < nominal["head=0.5"] < 1.0  # weights priced on top of structure
+    assert nominal["weight=0.5,head=0.5"] < nominal["head=0.5"] < 1.0  # weights priced on top of structure
     assert nominal["head=0.5"] == pytest.approx(by_label["head=0.5"])
     dense = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {}), mutag.valid, 16)["pruned"]
     layer = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {"layer": 0.5}), mutag.valid,

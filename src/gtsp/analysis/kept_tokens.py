@@ -118,7 +118,7 @@ def _draw_fractions(fractions: list[list[float]], layers: list[str], subject: Su
     ax.set_xlabel("fraction of a graph's node tokens kept")
     ax.set_ylabel("test graphs")
     ax.set_title(f"Kept token fraction over the test split ({len(fractions[0]) if fractions else 0} graphs, "
-                 f"rule {token.get('rule', '?')})", fontsize=9)
+                 f"rule {token.rule if token is not None else '?'})", fontsize=9)
     ax.legend(fontsize=7)
     figure.savefig(out / "kept_fractions.png")
     return [out / "kept_fractions.png"]
