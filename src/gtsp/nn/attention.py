@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.capabilities import HEADS
 from gtsp.nn.size_groups import GROUP_OVERHEAD_FLOPS, GROUP_SIZE, size_groups
 from gtsp.nn.slicing import slice_linear
 
@@ -54,6 +55,8 @@ class MultiHeadSelfAttention(nn.Module):
         dropout: dropout on the attention probabilities.
         head_dim: width of one head; defaults to ``dim // num_heads`` (differs after head pruning).
     """
+
+    capabilities = frozenset({HEADS})
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, head_dim: int | None = None) -> None:
         super().__init__()
@@ -168,6 +171,10 @@ class MultiHeadSelfAttention(nn.Module):
         if scale is not None:
             self.scale_heads(scale)
         self.num_heads = keep.numel()
+
+    def linears(self) -> list[tuple[str, nn.Linear]]:
+        """The Linear layers a weight sparsifier may mask: the q/k/v projection and the output projection."""
+        return [("qkv", self.qkv), ("out", self.out)]
 
     @torch.no_grad()
     def scale_heads(self, scale: Tensor) -> None:

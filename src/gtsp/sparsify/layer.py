@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.capabilities import SKIPPABLE, has
 from gtsp.sparsify.base import Sparsifier, check_contract
 from gtsp.sparsify.dimension import Dimension, Fragment, RatioOptions, check_choice, check_range, distinct_ratios
 from gtsp.sparsify.plan import CompactionPlan, check_count
@@ -185,6 +186,10 @@ class LayerSparsifier(Sparsifier):
         layers = self._layers(check_contract(model, self.dimension))
         if any(isinstance(layer, SkippableLayer) for layer in layers):
             raise GtspError("this model's layers are already wrapped for layer pruning: prepare it only once")
+        fixed = sorted({type(layer).__name__ for layer in layers if not has(layer, SKIPPABLE)})
+        if fixed:
+            raise GtspError(f"layer pruning skips whole layers, but {', '.join(fixed)} does not declare the "
+                            "'skippable' capability (its output may not be shaped like its input)")
         count = len(layers)
         if layers_to_remove(self.ratio, count) >= count:
             raise GtspError(f"--prune layer={self.ratio} removes round({self.ratio} x {count}) = "
