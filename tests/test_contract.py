@@ -153,3 +153,13 @@ def test_no_import_circle():
 
 def test_the_circle_check_is_not_vacuous():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_blocks_are_found_by_the_capabilities_they_declare():
+    """No code asks a block's class what it can do: it declares its capabilities (``gtsp.nn.capabilities``)."""
+    blocks = {"MultiHeadSelfAttention", "FeedForward", "TransformerLayer"}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+                named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                assert not (named & blocks), f"{path.relative_to(SRC)}:{node.lineno} checks a block's class"
