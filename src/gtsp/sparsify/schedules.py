@@ -54,9 +54,7 @@ class CubicSchedule:
     def from_epochs(cls, ratio: float, epochs: int, steps_per_epoch: int, start_epoch: int | None = None,
                     end_epoch: int | None = None, update_every: int = 200) -> CubicSchedule:
         """Lay the window out in steps; default window = 10% .. 80% of training."""
-        start, end = resolve_window(epochs, start_epoch, end_epoch)
-        if update_every < 1:
-            raise GtspError(f"update_every={update_every}: masks must be updated every 1 or more steps")
+        start, end = resolve_window(epochs, start_epoch, end_epoch)  # update_every: checked by GradualOptions
         return cls(1.0 - ratio, start * steps_per_epoch, end * steps_per_epoch, update_every, end)
 
     def progress(self, step: int) -> float:
