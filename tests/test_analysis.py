@@ -200,9 +200,9 @@ def test_analyze_a_token_head_and_layer_pruned_mutag_run(cache_root, tmp_path):
     heads = json.loads((out / "heads.json").read_text())
     assert heads["model"] == "before compaction" and len(heads["heads"]) == 16
     kept = {(h["layer"], h["head"]) for h in heads["heads"] if h["kept"]}
-    assert kept == {(layer, head) for layer in plan["kept_layers"] for head in plan["kept_heads"][layer]}
+    assert kept == {(layer, head) for layer in plan["layer"]["kept"] for head in plan["head"]["kept"][layer]}
     layers = json.loads((out / "layers.json").read_text())["views"][0]
-    assert [i for i, gone in enumerate(layers["removed"]) if gone] == sorted(set(range(4)) - set(plan["kept_layers"]))
+    assert [i for i, gone in enumerate(layers["removed"]) if gone] == sorted(set(range(4)) - set(plan["layer"]["kept"]))
     tokens = json.loads((out / "kept_tokens.json").read_text())
     assert all(0.0 < layer["mean"] <= 1.0 for layer in tokens["fractions"].values())
     # an exported file has no checkpoint: its kept heads are analysed under their original indices

@@ -18,7 +18,7 @@ TINY = ["--dataset", "MUTAG", "--hidden", "16", "--layers", "2", "--heads", "2",
 @pytest.mark.parametrize("budget,phrase", [
     ({"flops": 1.5}, "is not a fraction in (0, 1)"), ({"flops": 0.5, "latency": 0.5}, "exactly one cost"),
     ({"speed": 0.5}, "unknown budget entries ['speed']"), ({"flops": 0.5, "trials": 0}, "trials=0"),
-    ({"trials": 3}, "exactly one cost"), ({"flops": 0.5, "proxy_epochs": 2}, "integer >= 3"), ({"latency": "half"}, "is not a fraction"),
+    ({"trials": 3}, "exactly one cost"), ({"flops": 0.5, "flops_nominal": 0.5}, "exactly one cost"), ({"flops": 0.5, "proxy_epochs": 2}, "integer >= 3"), ({"latency": "half"}, "is not a fraction"),
 ])
 def test_bad_budgets_are_refused_with_the_fix(budget, phrase):
     with pytest.raises(GtspError) as err:
@@ -47,15 +47,21 @@ def test_prices_are_the_counted_flops_of_the_compacted_architecture(mutag):
     candidates = flops_candidates("gps", mutag.info, hparams, mutag.valid)
     by_label = {c.label: c.cost for c in candidates}
     assert by_label["dense"] == pytest.approx(1.0)
+    assert not any("weight" in c.ratios for c in candidates)  # executed FLOPs: weight zeros save nothing
+    nominal = {c.label: c.cost for c in flops_candidates("gps", mutag.info, hparams, mutag.valid, nominal=True)}
+    assert nominal["weight=0.5,head=0.5"] < nominal["head=0.5"] < 1.0  # weights priced on top of structure
+    assert nominal["head=0.5"] == pytest.approx(by_label["head=0.5"])
     dense = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {}), mutag.valid, 16)["pruned"]
     layer = analytic_flops_per_graph(structural_model("gps", mutag.info, hparams, {"layer": 0.5}), mutag.valid,
                                      16)["pruned"]
     assert by_label["layer=0.5"] == pytest.approx(layer / dense)
-    assert by_label["head=0.5,weight=0.5"] < by_label["head=0.5"] < 1.0  # weights priced on top of structure
     short = shortlist(candidates, 0.5)
     assert short and all(0.35 <= c.cost <= 0.5 for c in short)
     singles = [c for c in first_trials(short) if len(c.ratios) == 1]
-    assert singles and all(c in short for c in first_trials(short))
+    assert {next(iter(c.ratios)) for c in singles} == {next(iter(c.ratios)) for c in short if len(c.ratios) == 1}
+    assert first_trials(short) and all(c in short for c in first_trials(short))
+    nominal_short = shortlist(flops_candidates("gps", mutag.info, hparams, mutag.valid, nominal=True), 0.5)
+    assert [c for c in first_trials(nominal_short) if len(c.ratios) == 1]  # e.g. weight alone
     with pytest.raises(GtspError, match="raise the budget"):
         shortlist(candidates, 0.001)
 
@@ -70,7 +76,9 @@ def test_flops_budget_yields_a_compacted_model_within_it(model, tmp_path, cache_
     assert budget["chosen"] == results["config"]["prune"] and budget["chosen"]
     assert budget["predicted_cost"] <= 0.5 and len(budget["trials"]) == 2
     flops = results["flops_per_graph"]
-    assert budget["measured_cost"] == pytest.approx(flops["pruned"] / flops["dense"])
+    assert budget["priced"] == "flops" and "weight" not in budget["chosen"]
+    assert budget["measured_cost"] == pytest.approx(flops["executed"] / flops["dense"])
+    assert budget["measured"]["flops_nominal"] == pytest.approx(flops["nominal"] / flops["dense"])
     assert budget["measured_cost"] <= 0.5 * 1.02 and budget["within_budget"] in (True, False)
     assert len(list((out / "budget").glob("proxy-*/results.json"))) == 2
 

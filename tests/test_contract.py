@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from gtsp.models import MODELS
-from gtsp.sparsify import SPARSIFIERS
+from gtsp.sparsify import registry
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gtsp"
 SPARSIFY = SRC / "sparsify"
-SPARSIFIER_MODULES = {module for module, _ in SPARSIFIERS.values()}
+SPARSIFIER_MODULES = set(registry.BUILTIN_MODULES)
 MAX_LINES = 400
 
 
@@ -74,3 +74,92 @@ def test_importing_gtsp_has_no_side_effects(tmp_path):
             "gtsp.data.registry; assert torch.serialization.get_safe_globals() == before; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+# ---- the dimension plugin contract ------------------------------------------------------------------
+ANALYSES = SRC / "analysis"  # analyses study what particular dimensions removed (heads, layers, tokens)
+
+
+def _plugin_files() -> set[Path]:
+    import importlib
+
+    return {Path(importlib.import_module(m).__file__).resolve() for m in registry.BUILTIN_MODULES}
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_only_a_dimension_plugin_and_the_registry_name_a_dimension(path):
+    """Everything else reads dimensions from the registry, so a new one is added in one file."""
+    if path.resolve() in _plugin_files() or ANALYSES in path.parents:
+        return
+    names = set(registry.names())
+    tree = ast.parse(path.read_text())
+    named = sorted({n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in names})
+    assert not named, f"{path.relative_to(SRC)} names the dimension(s) {named}: ask the registry instead"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> gtsp modules it imports (at module level or inside functions)."""
+    modules = {_module_name(p).removesuffix(".__init__"): p for p in SRC.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gtsp"):
+                edges.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                             for a in node.names)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    """No gtsp module imports itself through others, not even inside a function (the CLI runs the budget
+    search, then training; training never calls back into the search)."""
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_circle_check_is_not_vacuous():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_blocks_are_found_by_the_capabilities_they_declare():
+    """No code asks a block's class what it can do: it declares its capabilities (``gtsp.nn.capabilities``)."""
+    blocks = {"MultiHeadSelfAttention", "FeedForward", "TransformerLayer"}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+                named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                assert not (named & blocks), f"{path.relative_to(SRC)}:{node.lineno} checks a block's class"

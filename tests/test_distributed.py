@@ -155,7 +155,7 @@ def test_pruned_run_compacts_to_one_model_on_both_ranks_and_writes_once(pruned_r
     assert [p.name for p in pruned_run.glob("full.wrote-results.*")] == ["full.wrote-results.0"]
     assert results["compaction_max_abs_diff"] < 1e-5
     kept = results["compaction_plan"]
-    assert len(kept["kept_layers"]) == 1 and all(len(h) == 1 for h in kept["kept_heads"])
+    assert len(kept["layer"]["kept"]) == 1 and all(len(h) == 1 for h in kept["head"]["kept"])
     assert len(_losses(pruned_run / "full")) == 3
 
 

@@ -233,7 +233,7 @@ def test_compacted_model_matches_and_accounting_drops(name, tiny_info):
     with torch.no_grad():
         expected = model(batch)
     compacted, plan = sparsifier.compact(model)
-    assert plan.weight_density == pytest.approx(1 - ratio, abs=0.01) and plan.kept_heads is None
+    assert plan.get("weight").density == pytest.approx(1 - ratio, abs=0.01) and plan.get("head") is None
     assert not any(parametrize.is_parametrized(m) for m in compacted.modules())
     layers = compacted.prunable_linears()
     assert all(type(m) in (nn.Linear, PygLinear) for _, m in layers)
@@ -317,7 +317,7 @@ def test_neuron_pruning_compacts_to_narrower_ffns(name, tiny_info):
     for n, ffn in compacted.feedforwards():
         assert ffn.fc1.out_features == ffn.fc2.in_features == ffn.hidden == widths[n]
         assert ffn.hidden_transform is None
-    assert [len(k) for k in plan.kept_neurons] == [widths[n] for n, _ in compacted.feedforwards()]
+    assert [len(k) for k in plan.get("neuron").kept] == [widths[n] for n, _ in compacted.feedforwards()]
     assert compacted.head.fc1.out_features == head_width  # the prediction head is never pruned
     rebuilt = apply_plan(backbone(name, tiny_info, seed=5), plan)
     rebuilt.load_state_dict(compacted.state_dict())

@@ -80,13 +80,17 @@ def _train_parser(sub) -> None:
                        help=f"model {flag.replace('_', ' ')} (backbone default)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="any other backbone hyper-parameter, e.g. --model-arg local=gin (repeatable)")
-    p.add_argument("--prune", help="sparsity per dimension, fraction REMOVED: e.g. token=0.5,head=0.5,"
-                                   "layer=0.25,weight=0.5,neuron=0.5")
+    from gtsp.sparsify import registry
+
+    dims = registry.dimensions()
+    p.add_argument("--prune", help="sparsity per dimension, fraction REMOVED, e.g. "
+                                   f"{','.join(f'{d.name}=0.5' for d in dims)}")
     p.add_argument("--prune-arg", action="append", default=[], metavar="DIM.KEY=VALUE",
-                   help="a sparsifier option, e.g. --prune-arg layer.criterion=cka (repeatable; "
-                        "same as prune_args in YAML)")
-    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's counted "
-                   "FLOPs) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
+                   help="a sparsifier option (repeatable; same as prune_args in YAML), e.g. --prune-arg "
+                        f"{dims[0].name}.seed=1; options and defaults: {'; '.join(d.help() for d in dims)}")
+    p.add_argument("--budget", help="let gtsp choose the ratios: flops=F (share of the dense model's FLOPs that "
+                   "the compacted model executes), flops_nominal=F (the paper's count: masked weights at their "
+                   "density) or latency=F (share of its measured inference time), e.g. flops=0.5; options "
                    "trials=N (proxy runs, default 6), proxy_epochs=N (default a tenth of --epochs, at least 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from gtsp.errors import GtspError
-from gtsp.typed_values import coerce, finite_number
+from gtsp.typed_values import coerce
 
 
 @dataclass
@@ -67,8 +67,7 @@ class RunConfig:
             raise GtspError(f"select_from={self.select_from} is after the last epoch ({self.epochs}): no epoch could "
                             "be chosen; give --select-from at most --epochs")
         self.model_args = check_model_args(self.model, self.model_args)
-        self.prune = check_prune(self.prune)
-        check_prune_args(self.prune, self.prune_args)
+        self.prune = check_prune(self.prune, self.prune_args)
         _check_budget(self.budget, self.prune)
         return self
 
@@ -159,24 +158,11 @@ def _check_hyperparameter_range(name: str, value: Any) -> None:
             raise GtspError(f"model_args.{name}={value} is below {low}: give an integer >= {low}")
 
 
-def check_prune(prune: dict[str, Any]) -> dict[str, float]:
-    """``prune`` with known dimensions and ratios as floats in [0, 1)."""
-    from gtsp.sparsify import DIMENSIONS
+def check_prune(prune: dict[str, Any], prune_args: dict[str, Any]) -> dict[str, float]:
+    """``prune`` as ``{dimension: ratio}`` floats, every ratio and option checked by its dimension."""
+    from gtsp.sparsify import check_pruning
 
-    unknown = sorted(set(prune) - set(DIMENSIONS))
-    if unknown:
-        raise GtspError(f"unknown pruning dimension(s) {unknown}: choose from {', '.join(DIMENSIONS)}")
-    checked = {}
-    for dimension, ratio in prune.items():
-        number = finite_number(ratio)
-        if number is None:
-            raise GtspError(f"prune.{dimension}={ratio!r} is not a number: give the fraction to REMOVE in "
-                            f"[0, 1), e.g. --prune {dimension}=0.5")
-        if not 0.0 <= number < 1.0:
-            raise GtspError(f"--prune {dimension}={number} is outside [0, 1): give the fraction to REMOVE, "
-                            "e.g. 0.5 keeps half")
-        checked[dimension] = float(number)
-    return checked
+    return {name: float(options.ratio) for name, options in check_pruning(prune, prune_args).items()}
 
 
 def _check_budget(budget: dict[str, Any], prune: dict[str, float]) -> None:
@@ -185,23 +171,6 @@ def _check_budget(budget: dict[str, Any], prune: dict[str, float]) -> None:
     if check_budget(budget) is not None and any(prune.values()):
         raise GtspError(f"--budget chooses the pruning ratios itself, but --prune {prune} was given too: "
                         "drop one of them")
-
-
-def check_prune_args(prune: dict[str, float], prune_args: dict[str, Any]) -> None:
-    """Options are mappings, and only for dimensions that are pruned (else they would be ignored)."""
-    from gtsp.sparsify import DIMENSIONS
-
-    for dimension, options in prune_args.items():
-        if dimension not in DIMENSIONS:
-            raise GtspError(f"unknown pruning dimension(s) {[dimension]} in prune_args: choose from "
-                            f"{', '.join(DIMENSIONS)}")
-        if not isinstance(options, dict):
-            raise GtspError(f"prune_args.{dimension}={options!r} is not a mapping of options: write e.g. "
-                            f"--prune-arg {dimension}.KEY=VALUE")
-        if not prune.get(dimension):
-            names = ", ".join(f"{dimension}.{key}" for key in options)
-            raise GtspError(f"pruning options {names} are given but {dimension} is not pruned: add "
-                            f"--prune {dimension}=R, or drop the options")
 
 
 # settings a resumed run may change: they do not change what the checkpoint's state means

@@ -19,6 +19,7 @@ from gtsp.analysis.heads import analyse_heads, head_labels
 from gtsp.analysis.kept_tokens import analyse_kept_tokens, has_selectors
 from gtsp.analysis.layers import LayerView, analyse_layers, layer_view
 from gtsp.analysis.subject import Subject, load_subject, original_layers
+from gtsp.analysis.subject import kept as kept_units
 
 log = logging.getLogger(__name__)
 BEFORE, AFTER = "before compaction", "delivered"
@@ -63,7 +64,7 @@ def analyse_model(subject: Subject, out: Path) -> list[Path]:
 
 def _layer_views(subject: Subject, batch, after, before) -> list[LayerView]:
     views = []
-    kept = subject.plan.kept_layers
+    kept = kept_units(subject.plan, "layer")
     if before is not None:
         count = len(before.layer_outputs)
         removed = [kept is not None and i not in kept for i in range(count)]

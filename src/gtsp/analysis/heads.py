@@ -24,8 +24,9 @@ from torch import Tensor
 
 from gtsp.analysis.capture import Capture
 from gtsp.analysis.figures import MARK_COLOUR, heat_map, new_figure, write_outputs
+from gtsp.analysis.subject import kept
 from gtsp.errors import GtspError
-from gtsp.sparsify.plan import CompactionPlan
+from gtsp.sparsify import CompactionPlan
 
 DISTANCE = "Jensen-Shannon distance (base 2) between attention rows, mean over real query tokens"
 # a query row is attended when its probabilities sum to 1; padding and dropped tokens sum to 0
@@ -57,8 +58,9 @@ def head_labels(capture: Capture, original_layers: list[int], plan: CompactionPl
     labels = []
     for record in capture.attentions:
         layer = original_layers[record.layer]
-        planned = plan.kept_heads[layer] if plan.kept_heads is not None else None
-        layer_kept = plan.kept_layers is None or layer in plan.kept_layers
+        heads, layers = kept(plan, "head"), kept(plan, "layer")
+        planned = heads[layer] if heads is not None else None
+        layer_kept = layers is None or layer in layers
         for head in range(record.probs.size(1)):
             if uncompacted:
                 labels.append(HeadLabel(layer, head, layer_kept and (planned is None or head in planned),

@@ -22,7 +22,7 @@ from gtsp.analysis.capture import Capture, capture
 from gtsp.analysis.drawing import draw_graph
 from gtsp.analysis.figures import new_figure, write_outputs
 from gtsp.analysis.molecules import molecule, molecule_grid
-from gtsp.analysis.subject import Subject
+from gtsp.analysis.subject import Subject, original_layers
 from gtsp.data.batching import eval_batches
 from gtsp.sparsify.token_selector import TokenSelector
 
@@ -68,12 +68,13 @@ def analyse_kept_tokens(subject: Subject, out: Path, examples: int = 4) -> list[
     graphs = subject.graphs[:examples]
     record = capture(model, subject.batch())
     kept = [kept_nodes(record, i, g.num_nodes) for i, g in enumerate(graphs)]
-    layers = [f"L{subject.plan.kept_layers[r.layer] if subject.plan.kept_layers else r.layer}"
-              for r in record.attentions]
+    original = original_layers(subject)
+    layers = [f"L{original[r.layer]}" for r in record.attentions]
     written = _draw_examples(subject, graphs, kept, layers, out)
     fractions = kept_fractions(model, subject.data.test)
     written += _draw_fractions(fractions, layers, subject, out)
-    numbers = {"token": subject.plan.token, "layers": layers,
+    token = subject.plan.get("token")
+    numbers = {"token": None if token is None else token.to_dict(), "layers": layers,
                "examples": [{"test_position": p, "nodes": g.num_nodes, "kept_nodes": k}
                             for p, g, k in zip(subject.sample, graphs, kept)],
                "fractions": _fraction_summary(fractions, layers)}
@@ -110,14 +111,14 @@ def _draw_fractions(fractions: list[list[float]], layers: list[str], subject: Su
     ax = figure.add_subplot()
     for layer, values in zip(layers, fractions):
         ax.hist(values, bins=BINS, histtype="step", linewidth=1.5, label=f"{layer} (mean {np.mean(values):.2f})")
-    token = subject.plan.token or {}
-    if "ratio" in token:
-        kept = 1 - float(token["ratio"])
+    token = subject.plan.get("token")
+    if token is not None:
+        kept = 1 - float(token.ratio)
         ax.axvline(kept, color="0.3", linestyle=":", label=f"1 - ratio = {kept:.2f}")
     ax.set_xlabel("fraction of a graph's node tokens kept")
     ax.set_ylabel("test graphs")
     ax.set_title(f"Kept token fraction over the test split ({len(fractions[0]) if fractions else 0} graphs, "
-                 f"rule {token.get('rule', '?')})", fontsize=9)
+                 f"rule {token.rule if token is not None else '?'})", fontsize=9)
     ax.legend(fontsize=7)
     figure.savefig(out / "kept_fractions.png")
     return [out / "kept_fractions.png"]

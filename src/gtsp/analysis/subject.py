@@ -29,8 +29,7 @@ from gtsp.inference import check_dataset_fits, run_model_file
 from gtsp.models import build_model
 from gtsp.models.files import load_model
 from gtsp.sparsify import build_sparsifier
-from gtsp.sparsify.layer import SkippableLayer
-from gtsp.sparsify.plan import CompactionPlan
+from gtsp.sparsify import CompactionPlan
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def load_subject(source: str | Path, graphs: int = 32, data_root: str | None = N
 
 def uncompacted_model(run_dir: Path, spec: dict[str, Any]) -> nn.Module | None:
     """The run's trained model before compaction, rebuilt from its checkpoint; None when it cannot be."""
-    from gtsp.train.run_folder import load_checkpoint
+    from gtsp.train import load_checkpoint
 
     config = spec.get("config") or {}
     try:
@@ -123,9 +122,8 @@ def uncompacted_model(run_dir: Path, spec: dict[str, Any]) -> nn.Module | None:
         log.warning("the checkpoint in %s does not fit the run's architecture (%s): analysing the compacted "
                     "model only", run_dir, str(err).splitlines()[0])
         return None
-    for layer in model.layers:
-        if isinstance(layer, SkippableLayer):
-            layer.skip = False
+    if sparsifier is not None:
+        sparsifier.unmask(model)
     return model.eval()
 
 
@@ -134,8 +132,13 @@ def num_layers_before(subject: Subject) -> int:
     return int(subject.spec["hparams"].get("layers", len(subject.after.layers)))
 
 
+def kept(plan: CompactionPlan, dimension: str) -> list | None:
+    """What ``plan`` keeps of ``dimension`` (its fragment's ``kept``), None when it was not pruned."""
+    fragment = plan.get(dimension)
+    return None if fragment is None else fragment.kept
+
+
 def original_layers(subject: Subject) -> list[int]:
     """For each layer of the delivered model, its index in the model before layer pruning."""
-    if subject.plan.kept_layers is not None:
-        return list(subject.plan.kept_layers)
-    return list(range(len(subject.after.layers)))
+    layers = kept(subject.plan, "layer")
+    return list(layers) if layers is not None else list(range(len(subject.after.layers)))

@@ -28,14 +28,15 @@ def saved_choice(cfg) -> dict[str, Any] | None:
     return record
 
 
-def search_choice(cfg, data, run_fn) -> dict[str, Any]:
-    """Run (or resume) the budget search of ``cfg`` on ``data``; ``run_fn(config)`` trains one proxy run."""
+def search_choice(cfg, data, run_fn, device="cpu") -> dict[str, Any]:
+    """Run (or resume) the budget search of ``cfg`` on ``data``; ``run_fn(config)`` trains one proxy run,
+    ``device`` is where the run trains (and latency is timed)."""
     from gtsp.train import distributed
 
     if distributed.world_size() > 1:
         raise GtspError("the budget search runs in one process: run it once without torchrun (it writes "
                         "OUT/budget/choice.json), then continue the same --out under torchrun with --resume")
-    return choose(cfg, data, check_budget(cfg.budget), Path(cfg.out), run_fn)
+    return choose(cfg, data, check_budget(cfg.budget), Path(cfg.out), run_fn, device)
 
 
 def apply_choice(cfg, record: dict[str, Any]) -> None:
@@ -52,7 +53,10 @@ def achieved(record: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
              "failed_trials": record.get("failed_trials", []), "priced_on": record.get("priced_on")}
     flops, speed = results.get("flops_per_graph"), results.get("speedup")
     if flops is not None and speed is not None:
-        entry["measured_cost"] = (flops["pruned"] / flops["dense"] if spec.kind == "flops"
-                                  else 1.0 / speed["measured"])
+        measured = {"flops": flops["executed"] / flops["dense"], "flops_nominal": flops["nominal"] / flops["dense"],
+                    "latency": 1.0 / speed["measured"]}
+        entry["priced"] = spec.kind
+        entry["measured_cost"] = measured[spec.kind]
+        entry["measured"] = measured
         entry["within_budget"] = entry["measured_cost"] <= spec.target
     return entry

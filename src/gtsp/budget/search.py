@@ -1,8 +1,8 @@
 """Choosing the ratios under a budget: price every combination, then try the affordable ones.
 
-1. :mod:`gtsp.budget.cost` prices every combination of the ratio grids exactly (counted FLOPs,
-   or measured latency for the structured dimensions only, since unstructured weight
-   sparsity saves no wall time).
+1. :mod:`gtsp.budget.cost` prices every combination of the ratio grids exactly (executed FLOPs
+   or measured latency, both for the structured dimensions only, since unstructured weight
+   sparsity saves neither; or nominal FLOPs, which count weight zeros as saved).
 2. The affordable combinations that use most of the budget (within :data:`FRONTIER_BAND` of it)
    form the shortlist: one that leaves a large part of the budget unused prunes more than it
    must. The cheapest affordable ones are kept when none is that close.
@@ -28,47 +28,43 @@ from typing import Any
 import optuna
 from torch_geometric.data import Batch
 
-from gtsp.budget.cost import (COST_GRAPHS, STRUCTURAL_GRID, WEIGHT_GRID, Candidate, flops_candidates,
-                              latency_candidates)
+from gtsp.budget.cost import COST_GRAPHS, Candidate, flops_candidates, latency_candidates, priced_dimensions
 from gtsp.budget.spec import CHOICE_FILE, SEARCH_DIR, BudgetSpec
 from gtsp.errors import GtspError
+from gtsp.sparsify import registry
+from gtsp.storage import open_storage
 
 log = logging.getLogger("gtsp.budget")
 FRONTIER_BAND = 0.15
 MAX_ASKS = 2000  # sampler proposals outside the shortlist cost nothing (no training) but are capped
 
 
-def price(cfg, data, spec: BudgetSpec) -> list[Candidate]:
-    """Every combination with its cost (fraction of dense) on this run's validation split."""
-    if spec.kind == "flops":
-        return flops_candidates(cfg.model, data.info, cfg.model_args, data.valid)
+def price(cfg, data, spec: BudgetSpec, device) -> list[Candidate]:
+    """Every combination with its cost (fraction of dense) on this run's validation split (timed on ``device``)."""
+    if spec.kind != "latency":
+        return flops_candidates(cfg.model, data.info, cfg.model_args, data.valid, nominal=spec.counts_unexecuted)
     batch = Batch.from_data_list(data.valid[: cfg.batch_size])
-    return latency_candidates(cfg.model, data.info, cfg.model_args, batch, _device(cfg))
+    return latency_candidates(cfg.model, data.info, cfg.model_args, batch, device)
 
 
-def priced_on(cfg, data, spec: BudgetSpec) -> str:
+def priced_on(cfg, data, spec: BudgetSpec, device) -> str:
     """What the prices were measured on, in words (for the record)."""
-    if spec.kind == "flops":
-        return f"FLOPs counted per graph on {min(COST_GRAPHS, len(data.valid))} validation graphs"
+    if spec.kind != "latency":
+        which = "nominal FLOPs (masked weights at their density)" if spec.counts_unexecuted else "executed FLOPs"
+        return f"{which} counted per graph on {min(COST_GRAPHS, len(data.valid))} validation graphs"
     from gtsp.train.results import machine
 
     where = machine()
     return (f"inference time of one batch of {min(cfg.batch_size, len(data.valid))} validation graphs "
-            f"(--batch-size {cfg.batch_size}) on {_device(cfg)} ({where.get('gpu') or where['processor']}, "
+            f"(--batch-size {cfg.batch_size}) on {device} ({where.get('gpu') or where['processor']}, "
             f"{where['threads']} thread(s)), relative to dense timed alongside")
 
 
-def _device(cfg):
-    from gtsp.train.run import resolve_device
-
-    return resolve_device(cfg.device)
-
-
-def _cached_prices(cfg, data, spec: BudgetSpec, path: Path) -> list[Candidate]:
+def _cached_prices(cfg, data, spec: BudgetSpec, path: Path, device) -> list[Candidate]:
     """Prices from an interrupted search's folder, else priced now (a resumed search keeps its shortlist)."""
     if path.is_file():
         return [Candidate(c["ratios"], c["cost"]) for c in json.loads(path.read_text())]
-    candidates = price(cfg, data, spec)
+    candidates = price(cfg, data, spec, device)
     path.write_text(json.dumps([{"ratios": c.ratios, "cost": c.cost} for c in candidates]) + "\n")
     return candidates
 
@@ -94,14 +90,15 @@ def first_trials(short: list[Candidate]) -> list[Candidate]:
     return [*singles.values(), *([balanced] if balanced not in singles.values() else [])]
 
 
-def choose(cfg, data, spec: BudgetSpec, out: Path, run_fn) -> dict[str, Any]:
-    """Run (or resume) the search for ``cfg`` and return the choice record (also written to the folder)."""
+def choose(cfg, data, spec: BudgetSpec, out: Path, run_fn, device="cpu") -> dict[str, Any]:
+    """Run (or resume) the search for ``cfg`` and return the choice record (also written to the folder);
+    ``run_fn(config)`` trains one proxy run, ``device`` is where latency is timed."""
     folder = Path(out) / SEARCH_DIR
     record_file = folder / CHOICE_FILE
     if record_file.is_file():
         return json.loads(record_file.read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    candidates = _cached_prices(cfg, data, spec, folder / "prices.json")
+    candidates = _cached_prices(cfg, data, spec, folder / "prices.json", device)
     try:
         short = shortlist(candidates, spec.target)
     except GtspError:
@@ -115,14 +112,12 @@ def choose(cfg, data, spec: BudgetSpec, out: Path, run_fn) -> dict[str, Any]:
             study.enqueue_trial(_params(candidate, spec), skip_if_exists=True)
     _run_trials(study, cfg, spec, folder, by_label, run_fn)
     record = _record(study, spec, candidates, short, data.info.higher_is_better)
-    record["priced_on"] = priced_on(cfg, data, spec)
+    record["priced_on"] = priced_on(cfg, data, spec, device)
     record_file.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
 def _study(spec: BudgetSpec, folder: Path, maximize: bool) -> optuna.Study:
-    from gtsp.sweep.study import open_storage
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(spec.storage or str(folder / "search.journal"))
     return optuna.create_study(study_name=f"budget-{spec.kind}-{spec.target:g}", storage=storage,
@@ -130,8 +125,8 @@ def _study(spec: BudgetSpec, folder: Path, maximize: bool) -> optuna.Study:
                                direction="maximize" if maximize else "minimize")
 
 
-def _dims(spec: BudgetSpec) -> tuple[str, ...]:
-    return ("token", "head", "layer", "neuron") + (("weight",) if spec.kind == "flops" else ())
+def _dims(spec: BudgetSpec) -> list[str]:
+    return [d.name for d in priced_dimensions(spec.counts_unexecuted)]
 
 
 def _params(candidate: Candidate, spec: BudgetSpec) -> dict[str, float]:
@@ -139,16 +134,16 @@ def _params(candidate: Candidate, spec: BudgetSpec) -> dict[str, float]:
 
 
 def _choices(dimension: str) -> list[float]:
-    return list(WEIGHT_GRID if dimension == "weight" else STRUCTURAL_GRID)
+    return list(registry.dimension(dimension).ratios)
 
 
 def _requeue_interrupted(study: optuna.Study) -> None:
-    """A trial left RUNNING by a killed search (the run folder's lock rules out a live one) is retried."""
+    """A trial left RUNNING by a killed search (the run folder's lock rules out a live one) is retried;
+    the killed one is failed without an ``error``, which is what tells it apart from a proxy that failed."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.enqueue_trial(trial.params or trial.system_attrs.get("fixed_params", {}),
                             user_attrs={k: v for k, v in trial.user_attrs.items() if k != "label"})
-        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -156,10 +151,10 @@ def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def _tried(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that trained a proxy run, finished or failed."""
+    """Trials that trained a proxy run, finished or failed (not those a killed search interrupted)."""
     return [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                                  optuna.trial.TrialState.FAIL))
-            if "label" in t.user_attrs and not t.user_attrs.get("interrupted")]
+            if "label" in t.user_attrs and (t.state == optuna.trial.TrialState.COMPLETE or "error" in t.user_attrs)]
 
 
 def _run_trials(study, cfg, spec: BudgetSpec, folder: Path, by_label: dict[str, Candidate], run_fn) -> None:
@@ -200,10 +195,13 @@ def _proxy(cfg, spec: BudgetSpec, folder: Path, candidate: Candidate, run_fn) ->
 
 
 def budget_prune_args(prune_args: dict[str, Any], ratios: dict[str, float]) -> dict[str, Any]:
-    """The run's pruning options for the chosen dimensions; weight masks per layer, so the priced cost holds."""
+    """The run's pruning options for the chosen dimensions, with the options each price assumed
+    (``budget_options``, e.g. weight masks per layer), so the priced cost holds."""
     args = {d: dict(o) for d, o in prune_args.items() if d in ratios}
-    if "weight" in ratios:
-        args.setdefault("weight", {})["scope"] = "layer"
+    for name in ratios:
+        assumed = registry.dimension(name).budget_options
+        if assumed:
+            args.setdefault(name, {}).update(assumed)
     return args
 
 

@@ -1,4 +1,10 @@
-"""What a budget asks for: ``{"flops": 0.5}`` or ``{"latency": 0.5}``, plus search options."""
+"""What a budget asks for: ``{"flops": 0.5}``, ``{"flops_nominal": 0.5}`` or ``{"latency": 0.5}``, plus
+search options.
+
+``flops`` prices the FLOPs the compacted model executes with dense kernels (unstructured weight
+zeros save nothing there); ``flops_nominal`` is the paper's convention, masked matrices counted
+at their density.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -7,7 +13,8 @@ from typing import Any
 from gtsp.errors import GtspError
 from gtsp.typed_values import finite_number
 
-BUDGET_KINDS = ("flops", "latency")
+BUDGET_KINDS = ("flops", "flops_nominal", "latency")
+NOMINAL = "flops_nominal"  # the only kind that prices savings which do not execute
 OPTIONS = ("trials", "proxy_epochs", "storage")
 MIN_PROXY_EPOCHS = 3
 SEARCH_DIR = "budget"  # OUT/budget: prices, Optuna journal, proxy runs, choice
@@ -19,7 +26,8 @@ class BudgetSpec:
     """A checked budget.
 
     Attributes:
-        kind: ``"flops"`` (counted FLOPs per graph) or ``"latency"`` (measured inference time).
+        kind: ``"flops"`` (executed FLOPs per graph), ``"flops_nominal"`` (FLOPs with masked weights
+            counted at their density) or ``"latency"`` (measured inference time).
         target: the largest allowed cost, as a fraction of the dense model's, in (0, 1).
         trials: proxy trainings the search may run (each a short joint-pruning run).
         proxy_epochs: epochs of each proxy run (0: a tenth of the run's epochs, at least 3).
@@ -35,6 +43,11 @@ class BudgetSpec:
     def epochs_for(self, run_epochs: int) -> int:
         return self.proxy_epochs or max(MIN_PROXY_EPOCHS, run_epochs // 10)
 
+    @property
+    def counts_unexecuted(self) -> bool:
+        """Whether savings that do not execute (unstructured zeros) lower this budget's cost."""
+        return self.kind == NOMINAL
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -46,10 +59,10 @@ def check_budget(budget: dict[str, Any]) -> BudgetSpec | None:
     kinds = [k for k in budget if k in BUDGET_KINDS]
     unknown = sorted(set(budget) - set(BUDGET_KINDS) - set(OPTIONS))
     if unknown:
-        raise GtspError(f"unknown budget entries {unknown}: give flops=F or latency=F (and optionally "
+        raise GtspError(f"unknown budget entries {unknown}: give flops=F, flops_nominal=F or latency=F (and optionally "
                         f"{', '.join(OPTIONS)}), e.g. --budget flops=0.5")
     if len(kinds) != 1:
-        raise GtspError(f"a budget names exactly one cost, flops or latency (got {kinds or 'none'}): "
+        raise GtspError(f"a budget names exactly one cost, {', '.join(BUDGET_KINDS)} (got {kinds or 'none'}): "
                         "e.g. --budget flops=0.5")
     kind = kinds[0]
     target = finite_number(budget[kind])

@@ -32,6 +32,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
 from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.capabilities import HEADS, NEURONS, has
 from gtsp.nn.ffn import FeedForward
 from gtsp.nn.sequences import Sequences
 
@@ -149,9 +150,10 @@ class GraphTransformer(nn.Module):
 
 
 def _role(module: nn.Module) -> str | None:
-    if isinstance(module, MultiHeadSelfAttention):
+    """A block's role from the capabilities it declares (PyG's convolutions, which declare none, by class)."""
+    if has(module, HEADS):
         return "attention"
-    if isinstance(module, FeedForward):
+    if has(module, NEURONS):
         return "ffn"
     if isinstance(module, MessagePassing):
         return "message_passing"
@@ -159,14 +161,11 @@ def _role(module: nn.Module) -> str | None:
 
 
 def _role_linears(role: str, module: nn.Module):
-    if role == "attention":
-        names = ("qkv", "out")
-    elif role == "ffn":
-        names = ("fc1", "fc2")
-    else:
-        names = tuple(n for n, _ in module.named_children())
-    for name in names:
-        child = getattr(module, name)
+    """The maskable Linear layers of a block: those it lists itself, or a convolution's Linear children."""
+    if role in ("attention", "ffn"):
+        yield from module.linears()
+        return
+    for name, child in module.named_children():
         if isinstance(child, (nn.Linear, PygLinear)):
             yield name, child
 

@@ -30,7 +30,7 @@ from gtsp.errors import GtspError
 from gtsp.file_mode import as_new_file
 from gtsp.models import backbone, build_model
 from gtsp.models.digest import check_spec, check_weights, digest_metadata
-from gtsp.sparsify.plan import CompactionPlan, apply_plan
+from gtsp.sparsify import CompactionPlan, apply_plan
 
 FORMAT = "gtsp-model"
 FORMAT_VERSION = 1

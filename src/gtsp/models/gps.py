@@ -27,6 +27,7 @@ from gtsp.models.encoders import NodeEncoder, edge_encoder
 from gtsp.models.local_mpnn import build_local_mpnn, resolve_local_kind
 from gtsp.models.params import attends, check_common, check_range
 from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.capabilities import SKIPPABLE
 from gtsp.nn.ffn import FeedForward
 from gtsp.nn.sequences import Sequences
 
@@ -92,6 +93,8 @@ class GPSLayer(nn.Module):
         attn_dropout: dropout on attention probabilities.
         ffn_ratio: FFN hidden width as a multiple of ``dim`` (2 in GraphGPS).
     """
+
+    capabilities = frozenset({SKIPPABLE})
 
     def __init__(self, dim: int, num_heads: int, local: str = "gine", dropout: float = 0.0,
                  attn_dropout: float = 0.0, ffn_ratio: int = 2) -> None:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.capabilities import HEADS
 from gtsp.nn.size_groups import GROUP_OVERHEAD_FLOPS, GROUP_SIZE, size_groups
 from gtsp.nn.slicing import slice_linear
 
@@ -54,6 +55,8 @@ class MultiHeadSelfAttention(nn.Module):
         dropout: dropout on the attention probabilities.
         head_dim: width of one head; defaults to ``dim // num_heads`` (differs after head pruning).
     """
+
+    capabilities = frozenset({HEADS})
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, head_dim: int | None = None) -> None:
         super().__init__()
@@ -166,8 +169,18 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = slice_linear(self.qkv, rows=rows)
         self.out = slice_linear(self.out, cols=cols)
         if scale is not None:
-            self.out.weight.mul_(scale.to(self.out.weight).repeat_interleave(self.head_dim).unsqueeze(0))
+            self.scale_heads(scale)
         self.num_heads = keep.numel()
+
+    def linears(self) -> list[tuple[str, nn.Linear]]:
+        """The Linear layers a weight sparsifier may mask: the q/k/v projection and the output projection."""
+        return [("qkv", self.qkv), ("out", self.out)]
+
+    @torch.no_grad()
+    def scale_heads(self, scale: Tensor) -> None:
+        """Multiply each head's output by ``scale`` (one factor per head), folded into ``out``'s columns:
+        how a head gate becomes plain weights (a factor 0 silences the head)."""
+        self.out.weight.mul_(scale.repeat_interleave(self.head_dim).unsqueeze(0).to(self.out.weight))
 
 
 def _attention_mask(mask: Tensor | None, bias: Tensor | None, dtype: torch.dtype) -> Tensor | None:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.capabilities import NEURONS
 from gtsp.nn.slicing import slice_linear
 
 
@@ -27,6 +28,8 @@ class FeedForward(nn.Module):
         activation: ``"gelu"`` (transformers) or ``"relu"`` (GraphGPS, GIN).
         out_dim: output width; defaults to ``dim``.
     """
+
+    capabilities = frozenset({NEURONS})
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0, activation: str = "gelu",
                  out_dim: int | None = None) -> None:
@@ -65,4 +68,14 @@ class FeedForward(nn.Module):
         self.fc1 = slice_linear(self.fc1, rows=keep)
         self.fc2 = slice_linear(self.fc2, cols=keep)
         if scale is not None:
-            self.fc2.weight.mul_(scale.to(self.fc2.weight).unsqueeze(0))
+            self.scale_neurons(scale)
+
+    def linears(self) -> list[tuple[str, nn.Linear]]:
+        """The Linear layers a weight sparsifier may mask: both of them."""
+        return [("fc1", self.fc1), ("fc2", self.fc2)]
+
+    @torch.no_grad()
+    def scale_neurons(self, scale: Tensor) -> None:
+        """Multiply each hidden neuron's output by ``scale`` (one factor per neuron), folded into ``fc2``'s
+        columns: how a neuron gate becomes plain weights (a factor 0 silences the neuron)."""
+        self.fc2.weight.mul_(scale.to(self.fc2.weight).unsqueeze(0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gtsp.nn.attention import MultiHeadSelfAttention
+from gtsp.nn.capabilities import SKIPPABLE
 from gtsp.nn.ffn import FeedForward
 
 
@@ -24,6 +25,8 @@ class TransformerLayer(nn.Module):
         dropout: dropout on the residual branches.
         attn_dropout: dropout on attention probabilities.
     """
+
+    capabilities = frozenset({SKIPPABLE})
 
     def __init__(self, dim: int, num_heads: int, ffn_hidden: int, dropout: float = 0.0,
                  attn_dropout: float = 0.0) -> None:

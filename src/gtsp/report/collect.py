@@ -15,7 +15,13 @@ from typing import Any
 from gtsp.errors import GtspError
 
 NOT_SETTING = ("seed", "fold", "out", "data_root", "cache_root", "resume", "threads", "device")
-DIMENSIONS = ("token", "head", "layer", "weight", "neuron")
+
+
+def dimension_names() -> tuple[str, ...]:
+    """The registered pruning dimensions, in registry order."""
+    from gtsp.sparsify import registry
+
+    return registry.names()
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class Run:
             return "baseline"
         if self.config.get("budget"):
             return "budget"
-        dims = [d for d in DIMENSIONS if d in self.prune]
+        dims = [d for d in dimension_names() if d in self.prune]
         return "dense" if not dims else dims[0] if len(dims) == 1 else "joint"
 
 

@@ -11,11 +11,14 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from gtsp.report.collect import DIMENSIONS, Run
+from gtsp.report.collect import Run, dimension_names
 from gtsp.report.estimate import Estimate
 from gtsp.report.paired import Paired, pair
 
-KIND_ORDER = ("dense", "baseline", *DIMENSIONS, "joint", "budget")
+
+def kind_order() -> tuple[str, ...]:
+    """The order of run kinds in tables and legends."""
+    return ("dense", "baseline", *dimension_names(), "joint", "budget")
 
 
 @dataclass
@@ -70,7 +73,7 @@ def group_runs(runs: list[Run]) -> tuple[dict[str, list[Group]], list[str]]:
         per_dataset[group.dataset].append(group)
     for dataset_groups in per_dataset.values():
         _label(dataset_groups)
-        dataset_groups.sort(key=lambda g: (g.model, KIND_ORDER.index(g.kind), g.label))
+        dataset_groups.sort(key=lambda g: (g.model, kind_order().index(g.kind), g.label))
     return dict(sorted(per_dataset.items())), warnings
 
 
@@ -96,7 +99,7 @@ def _prune_label(run: Run) -> str:
         return f"budget {asked} (chosen per run)"
     if not run.prune:
         return "dense"
-    text = " + ".join(f"{d} {run.prune[d]:g}" for d in DIMENSIONS if d in run.prune)
+    text = " + ".join(f"{d} {run.prune[d]:g}" for d in dimension_names() if d in run.prune)
     options = [f"{d}.{k}={v}" for d, opts in (run.config.get("prune_args") or {}).items() if d in run.prune
                for k, v in opts.items()]
     return text + (f" [{', '.join(options)}]" if options else "")

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from gtsp.report.collect import DIMENSIONS  # noqa: E402
+from gtsp.report.collect import dimension_names  # noqa: E402
 from gtsp.report.groups import Group  # noqa: E402
 
 FONT = {"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}
@@ -40,6 +40,13 @@ def colours(groups: list[Group]) -> dict[str, str]:
     names = dict.fromkeys(g.name for g in groups if g.paired is not None)
     table = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
     return {**table, **{g.name: DENSE for g in groups if g.paired is None}}
+
+
+def kind_label(kind: str) -> str:
+    """A run kind in a title: a dimension's report label (from its registry entry), else the kind itself."""
+    from gtsp.sparsify import registry
+
+    return registry.dimension(kind).label if kind in dimension_names() else kind
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
@@ -123,7 +130,7 @@ def cost_plot(groups: list[Group], colour: dict[str, str], measure: str, path: P
 
 def ratio_plot(groups: list[Group], colour: dict[str, str], path: Path) -> Path | None:
     """Δ test against the ratio removed, one panel per single-dimension kind; dense is ratio 0, Δ 0."""
-    dims = [d for d in DIMENSIONS if any(g.kind == d for g in compared(groups))]
+    dims = [d for d in dimension_names() if any(g.kind == d for g in compared(groups))]
     if not dims:
         return None
     run = groups[0].runs[0]
@@ -149,7 +156,7 @@ def ratio_plot(groups: list[Group], colour: dict[str, str], path: Path) -> Path 
             ax.plot([0.0], [0.0], marker="*", markersize=14, color=DENSE, linestyle="")
             ax.axhline(0.0, color=DENSE, linewidth=1.0)
             ax.margins(x=0.12)
-            ax.set_title(f"{dim} pruning")
+            ax.set_title(f"{kind_label(dim)} pruning")
             ax.set_xlabel("ratio removed (0 = dense)")
             ax.grid(alpha=0.3)
         for line in grid:

@@ -2,62 +2,56 @@
 
 ``--prune token=0.5,head=0.5,layer=0.25,weight=0.5,neuron=0.5``: each ratio is the
 fraction removed; ``prune_args`` (YAML) passes per-dimension options, e.g.
-``{"head": {"mode": "topk"}, "weight": {"regrow": 0.3}}``.
+``{"head": {"mode": "topk"}, "weight": {"regrow": 0.3}}``. What each dimension is and accepts
+is declared once, by its :class:`~gtsp.sparsify.dimension.Dimension` in :mod:`gtsp.sparsify.registry`.
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from gtsp.errors import GtspError
-from gtsp.sparsify.base import Sparsifier, check_ratio
+from gtsp.sparsify import registry
+from gtsp.sparsify.base import Sparsifier
 from gtsp.sparsify.composite import CompositeSparsifier
-
-# dimension -> (module, class); imported on first use, so a dense run loads none of them
-SPARSIFIERS: dict[str, tuple[str, str]] = {
-    "token": ("gtsp.sparsify.token", "TokenSparsifier"),
-    "head": ("gtsp.sparsify.head", "HeadSparsifier"),
-    "layer": ("gtsp.sparsify.layer", "LayerSparsifier"),
-    "weight": ("gtsp.sparsify.weight", "WeightSparsifier"),
-    "neuron": ("gtsp.sparsify.neuron", "NeuronSparsifier"),
-}
-DIMENSIONS = tuple(SPARSIFIERS)
+from gtsp.sparsify.plan import CompactionPlan, apply_plan
 
 
-def sparsifier_class(dimension: str) -> type[Sparsifier]:
-    """The class that prunes ``dimension``."""
-    module, name = SPARSIFIERS[dimension]
-    return getattr(importlib.import_module(module), name)
+def check_pruning(prune: dict[str, Any], prune_args: dict[str, Any] | None = None,
+                  seed: int | None = None) -> dict[str, Any]:
+    """``{dimension: checked options}`` for every dimension in ``prune`` (ratio 0 included), or one
+    clear error: an unknown dimension or option, a value of the wrong type or range, options of a
+    dimension that is not pruned."""
+    prune_args = prune_args or {}
+    for name, options in prune_args.items():
+        registry.dimension(name)
+        if not isinstance(options, dict):
+            raise GtspError(f"prune_args.{name}={options!r} is not a mapping of options: write e.g. "
+                            f"--prune-arg {name}.KEY=VALUE")
+        if not prune.get(name):
+            listed = ", ".join(f"{name}.{key}" for key in options)
+            raise GtspError(f"pruning options {listed} are given but {name} is not pruned: add "
+                            f"--prune {name}=R, or drop the options")
+    return {name: registry.dimension(name).parse(ratio, prune_args.get(name), seed) for name, ratio in prune.items()}
 
 
 def build_sparsifier(prune: dict[str, float], prune_args: dict[str, dict[str, Any]] | None = None,
                      seed: int = 0) -> CompositeSparsifier | None:
     """One sparsifier per nonzero ratio in ``prune``, joined; None when nothing is pruned."""
-    prune_args = prune_args or {}
-    unknown = sorted(set(prune) - set(SPARSIFIERS)) + sorted(set(prune_args) - set(SPARSIFIERS))
-    if unknown:
-        raise GtspError(f"unknown pruning dimension(s) {unknown}: choose from {', '.join(DIMENSIONS)}")
-    members = []
-    for dimension, ratio in prune.items():
-        if check_ratio(dimension, ratio) == 0.0:
-            continue
-        cls = sparsifier_class(dimension)
-        options = dict(prune_args.get(dimension, {}))
-        accepted = [name for name in inspect.signature(cls).parameters if name != "ratio"]
-        wrong = sorted(set(options) - set(accepted))
-        if wrong:
-            raise GtspError(f"unknown {dimension} pruning option(s) {wrong}: choose from {', '.join(accepted)}")
-        if "seed" in accepted:
-            options.setdefault("seed", seed)
-        members.append(cls(ratio, **options))
+    checked = check_pruning(prune, prune_args, seed)
+    members = [registry.dimension(name).build(options) for name, options in checked.items() if options.ratio]
     return CompositeSparsifier(members) if members else None
 
 
 def sparsity_record(prune: dict[str, float]) -> dict[str, float]:
-    """``{"token": r, "head": r, "layer": r, "weight": r, "neuron": r}`` with 0 where unused."""
-    return {d: float(prune.get(d, 0.0)) for d in DIMENSIONS}
+    """Every registered dimension's ratio, 0 where unused."""
+    return {d: float(prune.get(d, 0.0)) for d in registry.names()}
 
 
-__all__ = ["SPARSIFIERS", "DIMENSIONS", "Sparsifier", "CompositeSparsifier", "build_sparsifier", "sparsifier_class",
-           "sparsity_record"]
+def training_needs(prune: dict[str, float]) -> dict[str, bool]:
+    """What training must allow for the pruned dimensions: ``unused_parameters`` (DDP)."""
+    pruned = [registry.dimension(name) for name, ratio in prune.items() if ratio]
+    return {"unused_parameters": any(d.unused_parameters for d in pruned)}
+
+
+__all__ = ["Sparsifier", "CompositeSparsifier", "CompactionPlan", "apply_plan", "build_sparsifier", "check_pruning", "sparsity_record",
+           "training_needs"]

@@ -12,12 +12,13 @@
    layers, neurons; fewer tokens in attention), that computes what the masked model computed,
    and the :class:`gtsp.sparsify.plan.CompactionPlan` that rebuilds its architecture from the
    backbone's hyper-parameters. ``model`` is left as it was. Each sparsifier contributes
-   ``plan(model)`` (its decisions) and ``strip(model)`` (folds its gates into the weights and
-   removes what it attached); :func:`gtsp.sparsify.plan.apply_plan` does the slicing.
+   ``plan(model)`` (its decisions, one fragment of its dimension) and ``strip(model)`` (folds its
+   gates into the weights and removes what it attached); the fragments do the slicing.
 4. ``summary()``: what was kept, for ``results.json``.
 
 A ratio is always the fraction REMOVED, ``0 <= r < 1`` (the convention of
-``torch.ao.pruning``); reports show both sparsity and what is kept.
+``torch.ao.pruning``); reports show both sparsity and what is kept. A sparsifier's arguments
+are its dimension's options (:class:`gtsp.sparsify.dimension.Dimension`), checked there.
 """
 from __future__ import annotations
 
@@ -30,19 +31,6 @@ from gtsp.errors import GtspError
 from gtsp.sparsify.plan import CompactionPlan, apply_plan
 
 CONTRACT = ("attention_modules", "feedforwards", "prunable_linears", "compact_shared", "layers")
-
-
-def check_ratio(dimension: str, ratio: float) -> float:
-    """``ratio`` as a float in [0, 1), or a clear error."""
-    try:
-        ratio = float(ratio)
-    except (TypeError, ValueError):
-        raise GtspError(f"--prune {dimension}={ratio!r} is not a number: give the fraction to REMOVE, "
-                        "e.g. 0.5") from None
-    if not 0.0 <= ratio < 1.0:
-        raise GtspError(f"--prune {dimension}={ratio} is outside [0, 1): give the fraction to REMOVE, "
-                        "e.g. 0.5 keeps half")
-    return ratio
 
 
 def check_contract(model: nn.Module, dimension: str) -> nn.Module:
@@ -64,8 +52,10 @@ class Sparsifier:
 
     dimension: str = ""
 
-    def __init__(self, ratio: float) -> None:
-        self.ratio = check_ratio(self.dimension, ratio)
+    def __init__(self, options: Any) -> None:
+        """``options``: this dimension's checked options dataclass (``ratio`` and its own arguments)."""
+        self.options = options
+        self.ratio = float(options.ratio)
         self.model: nn.Module | None = None
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -96,6 +86,10 @@ class Sparsifier:
     def selectable(self, epoch: int) -> bool:
         return True
 
+    def unmask(self, model: nn.Module) -> None:
+        """Let ``model`` run every unit again, pruned ones included (analyses compare them with the kept);
+        nothing to do by default."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -103,9 +97,9 @@ class Sparsifier:
         pass
 
     # ---- compaction --------------------------------------------------------------------------
-    def plan(self, model: nn.Module) -> dict[str, Any]:
-        """This sparsifier's structural decisions on ``model``, as :class:`CompactionPlan` entries."""
-        return {}
+    def plan(self, model: nn.Module) -> CompactionPlan:
+        """This sparsifier's structural decisions on ``model``: a plan with its dimension's fragment."""
+        return CompactionPlan()
 
     def strip(self, model: nn.Module) -> None:
         """Fold what this sparsifier attached to ``model`` into plain weights and remove it (in place)."""
@@ -113,7 +107,7 @@ class Sparsifier:
     def compact(self, model: nn.Module) -> tuple[nn.Module, CompactionPlan]:
         """A new, plain, smaller model computing what ``model`` (masked) computes, and its plan."""
         compacted = copy.deepcopy(model)
-        plan = CompactionPlan().merged(self.plan(compacted))
+        plan = self.plan(compacted)
         self.strip(compacted)
         return apply_plan(compacted, plan), plan
 

@@ -1,9 +1,9 @@
 """Several sparsifiers acting as one: the joint pruning of GTSP's dimensions.
 
-Hooks are forwarded to every member. Compaction gathers every member's decisions into ONE
+Members are prepared, called, stripped and planned in the registry's order
+(:mod:`gtsp.sparsify.registry`). Compaction gathers every member's fragment into ONE
 :class:`~gtsp.sparsify.plan.CompactionPlan` before anything is folded, then strips the members
-in an order where each sees plain modules (weight masks are folded first, so slicing copies
-plain tensors; gates next; layer wrappers last), and applies the plan once.
+(weight masks are folded first, so slicing copies plain tensors), and applies the plan once.
 """
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gtsp.sparsify import registry
 from gtsp.sparsify.base import Sparsifier
 from gtsp.sparsify.plan import CompactionPlan
-
-HOOK_ORDER = ("weight", "layer", "head", "neuron", "token")  # the order members are prepared and called in
-STRIP_ORDER = ("weight", "head", "neuron", "token", "layer")
 
 
 class CompositeSparsifier(Sparsifier):
@@ -25,7 +23,7 @@ class CompositeSparsifier(Sparsifier):
     dimension = "joint"
 
     def __init__(self, members: list[Sparsifier]) -> None:
-        self.members = sorted(members, key=lambda s: HOOK_ORDER.index(s.dimension))
+        self.members = sorted(members, key=lambda s: registry.order(s.dimension))
         self.ratio = 0.0
         self.model = None
 
@@ -61,6 +59,10 @@ class CompositeSparsifier(Sparsifier):
     def selectable(self, epoch: int) -> bool:
         return all(m.selectable(epoch) for m in self.members)
 
+    def unmask(self, model: nn.Module) -> None:
+        for member in self.members:
+            member.unmask(model)
+
     def state_dict(self) -> dict[str, Any]:
         return {m.dimension: m.state_dict() for m in self.members}
 
@@ -68,14 +70,14 @@ class CompositeSparsifier(Sparsifier):
         for member in self.members:
             member.load_state_dict(state[member.dimension])
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
+    def plan(self, model: nn.Module) -> CompactionPlan:
         plan = CompactionPlan()
         for member in self.members:
             plan = plan.merged(member.plan(model))
-        return plan.to_dict()
+        return plan
 
     def strip(self, model: nn.Module) -> None:
-        for member in sorted(self.members, key=lambda s: STRIP_ORDER.index(s.dimension)):
+        for member in self.members:
             member.strip(model)
 
     def summary(self) -> dict[str, Any]:

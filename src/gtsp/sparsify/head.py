@@ -27,16 +27,57 @@ projections and lets the backbone drop shared per-head state (``compact_shared``
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.dimension import Dimension, Fragment, RatioOptions, check_choice, check_range, distinct_ratios
+from gtsp.sparsify.plan import CompactionPlan, check_count
 from gtsp.sparsify.sync import mean_across_ranks
 
 MODES = ("dynamic", "topk")
+
+
+@dataclass(frozen=True)
+class HeadOptions(RatioOptions):
+    """Options of head pruning (see :class:`HeadSparsifier`)."""
+
+    dimension_name: ClassVar[str] = "head"
+    mode: str = "dynamic"
+    update_every: int = 200
+    death_ratio: float = 0.5
+    seed: int = 0
+    prune_epoch: int | None = None
+    settle_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("head", "mode", self.mode, MODES)
+        check_range("head", "update_every", self.update_every, 1)
+        check_range("head", "death_ratio", self.death_ratio, 0.0, 1.0, high_open=False)
+        check_range("head", "settle_fraction", self.settle_fraction, 0.0, 1.0)
+
+
+@dataclass
+class HeadFragment(Fragment):
+    """The kept head indices of every attention module (declared order, before layers go)."""
+
+    kept: list[list[int]]
+
+    @classmethod
+    def from_legacy(cls, value: Any) -> HeadFragment:
+        return cls(value)
+
+    def apply(self, model: nn.Module) -> None:
+        attentions = named_attentions(model)
+        check_count("attention modules", len(self.kept), len(attentions))
+        for (_, attention), keep in zip(attentions, self.kept):
+            if len(keep) < attention.num_heads:
+                attention.prune_heads(torch.as_tensor(keep, dtype=torch.long))
 
 
 class HeadGate(nn.Module):
@@ -103,15 +144,7 @@ class HeadSparsifier(Sparsifier):
 
     def __init__(self, ratio: float, mode: str = "dynamic", update_every: int = 200, death_ratio: float = 0.5,
                  seed: int = 0, prune_epoch: int | None = None, settle_fraction: float = 0.1) -> None:
-        super().__init__(ratio)
-        if mode not in MODES:
-            raise GtspError(f"unknown head pruning mode {mode!r}: choose {' or '.join(MODES)}")
-        if int(update_every) < 1:
-            raise GtspError(f"head update_every={update_every} must be at least 1 step")
-        if not 0.0 <= death_ratio <= 1.0:
-            raise GtspError(f"head death_ratio={death_ratio} is outside [0, 1]: e.g. 0.5")
-        if not 0.0 <= settle_fraction < 1.0:
-            raise GtspError(f"head settle_fraction={settle_fraction} is outside [0, 1): e.g. 0.1")
+        super().__init__(HeadOptions(ratio, mode, update_every, death_ratio, seed, prune_epoch, settle_fraction))
         self.mode, self.update_every, self.death_ratio = mode, int(update_every), float(death_ratio)
         self.seed, self.prune_epoch, self.settle_fraction = int(seed), prune_epoch, float(settle_fraction)
         self.last_update_step: int | None = None  # no head changes after this step (known after schedule)
@@ -201,7 +234,7 @@ class HeadSparsifier(Sparsifier):
         else:
             self._apply(state["active"])
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
+    def plan(self, model: nn.Module) -> CompactionPlan:
         attentions = named_attentions(model)
         if self.mode == "topk" and not self.pruned:
             self._keep_top(attentions)  # training ended before prune_epoch: cut now
@@ -212,14 +245,13 @@ class HeadSparsifier(Sparsifier):
                 raise GtspError(f"head compaction: {name} has no active head left; this is a bug, please report it")
             kept.append(keep)
         self.kept_heads = kept
-        return {"kept_heads": kept}
+        return CompactionPlan({self.dimension: HeadFragment(kept)})
 
     @torch.no_grad()
     def strip(self, model: nn.Module) -> None:
-        """Fold each gate into its ``out`` projection (pruned heads' columns become 0) and remove it."""
+        """Fold each gate into its attention's output (pruned heads' contributions become 0) and remove it."""
         for _, attention in named_attentions(model):
-            gate = gate_of(attention).gate
-            attention.out.weight.mul_(gate.repeat_interleave(attention.head_dim).unsqueeze(0).to(attention.out.weight))
+            attention.scale_heads(gate_of(attention).gate)
             attention.head_transform = None
 
     def summary(self) -> dict[str, Any]:
@@ -275,3 +307,21 @@ def _set_active(attention: nn.Module, heads: list[int]) -> None:
     gate = gate_of(attention).gate
     gate.zero_()
     gate[torch.as_tensor(heads, dtype=torch.long, device=gate.device)] = 1.0
+
+
+def _grid(model: nn.Module) -> list[float]:
+    attentions = named_attentions(model)
+    if not attentions:
+        return [0.0]
+    heads = attentions[0][1].num_heads
+    return distinct_ratios(lambda r: heads_to_keep(r, heads), lambda kept: kept >= 1)
+
+
+def _priced(model: nn.Module, ratio: float) -> HeadFragment:
+    """The first ``round((1 - ratio) * H)`` heads of every attention (which ones does not change the cost)."""
+    return HeadFragment([list(range(heads_to_keep(ratio, a.num_heads))) for _, a in named_attentions(model)])
+
+
+DIMENSION = Dimension(name="head", options=HeadOptions, sparsifier=HeadSparsifier, fragment=HeadFragment,
+                      label="attention heads", colour="tab:orange", grid=_grid, priced_fragment=_priced,
+                      legacy_key="kept_heads")

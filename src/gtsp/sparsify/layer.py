@@ -27,18 +27,56 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
+from gtsp.nn.capabilities import SKIPPABLE, has
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.dimension import Dimension, Fragment, RatioOptions, check_choice, check_range, distinct_ratios
+from gtsp.sparsify.plan import CompactionPlan, check_count
 from gtsp.sparsify.sync import sum_across_ranks
 
 log = logging.getLogger("gtsp.sparsify")
 
 CRITERIA = ("cosine", "cka")
+
+
+@dataclass(frozen=True)
+class LayerOptions(RatioOptions):
+    """Options of layer pruning (see :class:`LayerSparsifier`)."""
+
+    dimension_name: ClassVar[str] = "layer"
+    drop_prob: float | None = None
+    criterion: str = "cosine"
+    prune_epoch: int | None = None
+    finetune_drop_prob: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("drop_prob", "finetune_drop_prob"):
+            if getattr(self, name) is not None:
+                check_range("layer", name, getattr(self, name), 0.0, 1.0)
+        check_choice("layer", "criterion", self.criterion, CRITERIA)
+
+
+@dataclass
+class LayerFragment(Fragment):
+    """The indices of ``model.layers`` kept."""
+
+    kept: list[int]
+
+    @classmethod
+    def from_legacy(cls, value: Any) -> LayerFragment:
+        return cls(value)
+
+    def apply(self, model: nn.Module) -> None:
+        check_count("layers", max(self.kept, default=-1) + 1, len(model.layers), at_most=True)
+        model.layers = nn.ModuleList(model.layers[i] for i in self.kept)
 
 
 class SkippableLayer(nn.Module):
@@ -133,16 +171,11 @@ class LayerSparsifier(Sparsifier):
 
     def __init__(self, ratio: float, drop_prob: float | None = None, criterion: str = "cosine",
                  prune_epoch: int | None = None, finetune_drop_prob: float = 0.0, seed: int = 0) -> None:
-        super().__init__(ratio)
+        super().__init__(LayerOptions(ratio, drop_prob, criterion, prune_epoch, finetune_drop_prob, seed))
         self.generator = torch.Generator().manual_seed(int(seed))
         self.prune_epoch = prune_epoch
         self.drop_prob = self.ratio if drop_prob is None else float(drop_prob)
         self.finetune_drop_prob = float(finetune_drop_prob)
-        for name, value in (("drop_prob", self.drop_prob), ("finetune_drop_prob", self.finetune_drop_prob)):
-            if not 0.0 <= value < 1.0:
-                raise GtspError(f"layer pruning {name}={value} is outside [0, 1): e.g. 0.25")
-        if criterion not in CRITERIA:
-            raise GtspError(f"unknown layer redundancy criterion {criterion!r}: choose {' or '.join(CRITERIA)}")
         self.criterion = criterion
         self.scores: dict[str, list[float | None]] = {}
         self.removed: list[int] | None = None
@@ -153,6 +186,10 @@ class LayerSparsifier(Sparsifier):
         layers = self._layers(check_contract(model, self.dimension))
         if any(isinstance(layer, SkippableLayer) for layer in layers):
             raise GtspError("this model's layers are already wrapped for layer pruning: prepare it only once")
+        fixed = sorted({type(layer).__name__ for layer in layers if not has(layer, SKIPPABLE)})
+        if fixed:
+            raise GtspError(f"layer pruning skips whole layers, but {', '.join(fixed)} does not declare the "
+                            "'skippable' capability (its output may not be shaped like its input)")
         count = len(layers)
         if layers_to_remove(self.ratio, count) >= count:
             raise GtspError(f"--prune layer={self.ratio} removes round({self.ratio} x {count}) = "
@@ -210,10 +247,10 @@ class LayerSparsifier(Sparsifier):
         if self.removed is not None and self.model is not None:
             self.mask(self.model)  # skip flags are plain attributes, not in the model's state dict
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
+    def plan(self, model: nn.Module) -> CompactionPlan:
         count = len(self._layers(model))
         removed = set(self.choose(count))
-        return {"kept_layers": [i for i in range(count) if i not in removed]}
+        return CompactionPlan({self.dimension: LayerFragment([i for i in range(count) if i not in removed])})
 
     def strip(self, model: nn.Module) -> None:
         """Unwrap every layer (the plan removes the chosen ones)."""
@@ -277,6 +314,11 @@ class LayerSparsifier(Sparsifier):
             wrapper.skip, wrapper.drop_prob = i in removed, self.finetune_drop_prob
         return sorted(removed)
 
+    def unmask(self, model: nn.Module) -> None:
+        """Run every layer again, the chosen ones included (the training-time choice is kept)."""
+        for wrapper in self._wrappers(model):
+            wrapper.skip = False
+
     def _collect(self, model: nn.Module | None, cka: bool | None = None) -> None:
         """Move the wrappers' per-batch sums into per-layer epoch means (layers that never ran keep theirs)."""
         if model is None:
@@ -304,3 +346,18 @@ class LayerSparsifier(Sparsifier):
         if not all(isinstance(layer, SkippableLayer) for layer in layers):
             raise GtspError("this model's layers are not prepared for layer pruning: call prepare() on it first")
         return layers
+
+
+def _grid(model: nn.Module) -> list[float]:
+    count = len(model.layers)
+    return distinct_ratios(lambda r: layers_to_remove(r, count), lambda removed: removed < count)
+
+
+def _priced(model: nn.Module, ratio: float) -> LayerFragment:
+    """The first ``L - round(ratio * L)`` layers (which ones does not change the cost)."""
+    return LayerFragment(list(range(len(model.layers) - layers_to_remove(ratio, len(model.layers)))))
+
+
+DIMENSION = Dimension(name="layer", options=LayerOptions, sparsifier=LayerSparsifier, fragment=LayerFragment,
+                      label="layers", colour="tab:green", grid=_grid, priced_fragment=_priced,
+                      unused_parameters=True, removes_blocks=True, legacy_key="kept_layers")

@@ -26,15 +26,43 @@ saved with the model); compaction folds it into ``fc2`` and plans the kept neuro
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import check_contract
-from gtsp.sparsify.schedules import GradualSparsifier, keep_count
+from gtsp.sparsify.dimension import Dimension, Fragment, distinct_ratios
+from gtsp.sparsify.plan import CompactionPlan, check_count
+from gtsp.sparsify.schedules import GradualOptions, GradualSparsifier, keep_count
 from gtsp.sparsify.sync import mean_across_ranks
+
+
+@dataclass(frozen=True)
+class NeuronOptions(GradualOptions):
+    """Options of neuron pruning (see :class:`NeuronSparsifier`)."""
+
+    dimension_name: ClassVar[str] = "neuron"
+
+
+@dataclass
+class NeuronFragment(Fragment):
+    """The kept hidden neurons of every feed-forward block (declared order, before layers go)."""
+
+    kept: list[list[int]]
+
+    @classmethod
+    def from_legacy(cls, value: Any) -> NeuronFragment:
+        return cls(value)
+
+    def apply(self, model: nn.Module) -> None:
+        ffns = model.feedforwards()
+        check_count("feed-forward blocks", len(self.kept), len(ffns))
+        for (_, ffn), keep in zip(ffns, self.kept):
+            if len(keep) < ffn.hidden:
+                ffn.prune_neurons(torch.as_tensor(keep, dtype=torch.long))
 
 
 class NeuronGate(nn.Module):
@@ -78,7 +106,7 @@ class NeuronSparsifier(GradualSparsifier):
 
     def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
                  update_every: int = 200) -> None:
-        super().__init__(ratio, start_epoch, end_epoch, update_every)
+        super().__init__(NeuronOptions(ratio, start_epoch, end_epoch, update_every))
         self.ffns: list[tuple[str, nn.Module]] = []
         self.hidden: dict[str, int] = {}  # widths before pruning (compaction shrinks the gates)
         self.history: list[dict[str, Any]] = []
@@ -126,18 +154,18 @@ class NeuronSparsifier(GradualSparsifier):
         gate.copy_(chosen)
         return keep
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
+    def plan(self, model: nn.Module) -> CompactionPlan:
         kept = [torch.nonzero(gate_of(ffn)).flatten().tolist() for _, ffn in model.feedforwards()]
         empty = [name for (name, _), keep in zip(model.feedforwards(), kept) if not keep]
         if empty:
             raise GtspError(f"neuron compaction would empty {', '.join(empty)}: lower the ratio")
-        return {"kept_neurons": kept}
+        return CompactionPlan({self.dimension: NeuronFragment(kept)})
 
     @torch.no_grad()
     def strip(self, model: nn.Module) -> None:
-        """Fold each gate into its ``fc2`` columns and remove it."""
+        """Fold each gate into its block's output weights and remove it."""
         for _, ffn in model.feedforwards():
-            ffn.fc2.weight.mul_(gate_of(ffn).to(ffn.fc2.weight).unsqueeze(0))
+            ffn.scale_neurons(gate_of(ffn))
             ffn.hidden_transform = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -155,3 +183,20 @@ class NeuronSparsifier(GradualSparsifier):
         return {"ratio": self.ratio, "target_density": 1.0 - self.ratio, "neurons": hidden, "kept_neurons": kept,
                 "achieved_density": kept / hidden if hidden else 1.0, "updates": len(self.history),
                 "per_block": per_block}
+
+
+def _grid(model: nn.Module) -> list[float]:
+    hidden = min((f.hidden for _, f in model.feedforwards()), default=0)
+    if not hidden:
+        return [0.0]
+    return distinct_ratios(lambda r: keep_count(1.0 - r, hidden), lambda kept: kept >= 1)
+
+
+def _priced(model: nn.Module, ratio: float) -> NeuronFragment:
+    """The first ``(1 - ratio)`` of every block's neurons (which ones does not change the cost)."""
+    return NeuronFragment([list(range(keep_count(1.0 - ratio, f.hidden))) for _, f in model.feedforwards()])
+
+
+DIMENSION = Dimension(name="neuron", options=NeuronOptions, sparsifier=NeuronSparsifier, fragment=NeuronFragment,
+                      label="FFN neurons", colour="tab:purple", grid=_grid, priced_fragment=_priced,
+                      legacy_key="kept_neurons")

@@ -1,65 +1,71 @@
 """The compaction plan: every structural decision a pruned model needs, and nothing else.
 
-A plan says which layers, heads and FFN neurons a compacted model keeps and how its token
-selectors are set. With the backbone's hyper-parameters it rebuilds the compacted
-architecture exactly, so a compacted model is stored as ``(backbone, hyper-parameters,
-plan, state_dict)`` and loaded with a plain ``load_state_dict`` -- no pickled modules.
+A plan holds one fragment per pruned dimension (:class:`gtsp.sparsify.dimension.Dimension`:
+which heads, neurons or layers stay, how token selectors are set). With the backbone's
+hyper-parameters it rebuilds the compacted architecture exactly, so a compacted model is stored
+as ``(backbone, hyper-parameters, plan, state_dict)`` and loaded with a plain ``load_state_dict``
+-- no pickled modules.
 
-Lists follow the contract's declared order (:meth:`GraphTransformer.attention_modules`,
-:meth:`~GraphTransformer.feedforwards`) of the model BEFORE layers are removed, so they do
-not depend on which layers go; :func:`apply_plan` slices heads and neurons first, then
-removes layers, then lets the backbone shrink shared state (``compact_shared``).
+Fragments index the contract's declared order (:meth:`GraphTransformer.attention_modules`,
+:meth:`~GraphTransformer.feedforwards`) of the model BEFORE layers are removed;
+:func:`apply_plan` applies them in the registry's order, then lets the backbone shrink shared
+state (``compact_shared``). Plans of earlier model files (one flat entry per dimension, e.g.
+``kept_heads``) are read through each dimension's ``legacy_key``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from gtsp.errors import GtspError
-from gtsp.sparsify.token_selector import TokenSelector
 
 
 @dataclass
 class CompactionPlan:
-    """What a compacted model keeps (None: that dimension was not pruned).
+    """``{dimension name: fragment}`` of the pruned dimensions."""
 
-    Attributes:
-        kept_layers: indices of ``model.layers`` kept.
-        kept_heads: per attention module, the kept head indices.
-        kept_neurons: per feed-forward block, the kept hidden neurons.
-        token: token selector settings (``ratio``, ``tau``, ``rule``) installed on every attention.
-        weight_density: fraction of maskable weights left nonzero (informative: unstructured
-            zeros live in the state dict, not in the architecture).
-    """
+    fragments: dict[str, Any] = field(default_factory=dict)
 
-    kept_layers: list[int] | None = None
-    kept_heads: list[list[int]] | None = None
-    kept_neurons: list[list[int]] | None = None
-    token: dict[str, Any] | None = None
-    weight_density: float | None = None
+    def get(self, name: str) -> Any:
+        """The fragment of dimension ``name``, or None when it was not pruned."""
+        return self.fragments.get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        from gtsp.sparsify import registry
+
+        return {d.name: self.fragments[d.name].to_dict() for d in registry.dimensions() if d.name in self.fragments}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> "CompactionPlan":
-        values = values or {}
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    def from_dict(cls, values: dict[str, Any] | None) -> CompactionPlan:
+        """The plan a model file or ``results.json`` recorded (today's or the earlier flat form)."""
+        from gtsp.sparsify import registry
+
+        values = dict(values or {})
+        known = registry.dimensions()
+        legacy = {d.legacy_key: d for d in known if d.legacy_key and d.legacy_key != d.name}
+        fragments = {}
+        if set(values) & set(legacy):
+            for d in known:
+                entry = values.pop(d.legacy_key, None) if d.legacy_key else None
+                if entry is not None:
+                    fragments[d.name] = d.fragment.from_legacy(entry)
+            values = {k: v for k, v in values.items() if v is not None}
+        by_name = {d.name: d for d in known}
+        unknown = sorted(set(values) - set(by_name))
         if unknown:
             raise GtspError(f"compaction plan has unknown entries {unknown}: was it written by a newer gtsp?")
-        return cls(**values)
+        fragments.update({name: by_name[name].fragment.from_dict(v) for name, v in values.items()})
+        return cls(fragments)
 
-    def merged(self, other: dict[str, Any]) -> "CompactionPlan":
-        """This plan with the non-None entries of ``other`` (a fragment from one sparsifier) set."""
-        values = self.to_dict()
-        clash = [k for k, v in other.items() if v is not None and values.get(k) is not None]
+    def merged(self, other: CompactionPlan) -> CompactionPlan:
+        """This plan with ``other``'s fragments added; a dimension decided twice is an error."""
+        clash = sorted(set(self.fragments) & set(other.fragments))
         if clash:
             raise GtspError(f"two sparsifiers decided {clash}: prune each dimension once")
-        values.update({k: v for k, v in other.items() if v is not None})
-        return CompactionPlan(**values)
+        return CompactionPlan({**self.fragments, **other.fragments})
 
 
 @torch.no_grad()
@@ -69,31 +75,17 @@ def apply_plan(model: nn.Module, plan: CompactionPlan) -> nn.Module:
     Works on a freshly built model (then load the compacted ``state_dict``) and on a trained one
     whose masks were folded (then the kept weights are the trained ones). Returns ``model``.
     """
-    if plan.kept_heads is not None:
-        attentions = model.attention_modules()
-        _check_count("attention modules", len(plan.kept_heads), len(attentions))
-        for (_, attention), keep in zip(attentions, plan.kept_heads):
-            if len(keep) < attention.num_heads:
-                attention.prune_heads(torch.as_tensor(keep, dtype=torch.long))
-    if plan.kept_neurons is not None:
-        ffns = model.feedforwards()
-        _check_count("feed-forward blocks", len(plan.kept_neurons), len(ffns))
-        for (_, ffn), keep in zip(ffns, plan.kept_neurons):
-            if len(keep) < ffn.hidden:
-                ffn.prune_neurons(torch.as_tensor(keep, dtype=torch.long))
-    if plan.kept_layers is not None:
-        _check_count("layers", max(plan.kept_layers, default=-1) + 1, len(model.layers), at_most=True)
-        model.layers = nn.ModuleList(model.layers[i] for i in plan.kept_layers)
+    from gtsp.sparsify import registry
+
+    for dimension in registry.dimensions():
+        if plan.get(dimension.name) is not None:
+            plan.get(dimension.name).apply(model)
     model.compact_shared()
-    if plan.token is not None:
-        for _, attention in model.attention_modules():
-            if attention.token_selector is None:
-                weight = attention.qkv.weight
-                attention.token_selector = TokenSelector(attention.dim, **plan.token).to(weight.device, weight.dtype)
     return model
 
 
-def _check_count(what: str, planned: int, actual: int, at_most: bool = False) -> None:
+def check_count(what: str, planned: int, actual: int, at_most: bool = False) -> None:
+    """Refuse a fragment made for a model with another number of blocks."""
     if planned > actual if at_most else planned != actual:
         raise GtspError(f"the compaction plan is for a model with {planned} {what}, this one has {actual}: "
                         "build the model with the hyper-parameters stored beside the plan")

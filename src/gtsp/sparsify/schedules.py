@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier
+from gtsp.sparsify.dimension import RatioOptions, check_range
 
 DEFAULT_START = 0.1  # fractions of training, as in the GTSP code (epochs 10 and 80 of 100)
 DEFAULT_END = 0.8
@@ -52,9 +54,7 @@ class CubicSchedule:
     def from_epochs(cls, ratio: float, epochs: int, steps_per_epoch: int, start_epoch: int | None = None,
                     end_epoch: int | None = None, update_every: int = 200) -> CubicSchedule:
         """Lay the window out in steps; default window = 10% .. 80% of training."""
-        start, end = resolve_window(epochs, start_epoch, end_epoch)
-        if update_every < 1:
-            raise GtspError(f"update_every={update_every}: masks must be updated every 1 or more steps")
+        start, end = resolve_window(epochs, start_epoch, end_epoch)  # update_every: checked by GradualOptions
         return cls(1.0 - ratio, start * steps_per_epoch, end * steps_per_epoch, update_every, end)
 
     def progress(self, step: int) -> float:
@@ -105,6 +105,20 @@ def keep_count(density: float, total: int) -> int:
     return int(math.floor(density * total + 0.5))
 
 
+@dataclass(frozen=True)
+class GradualOptions(RatioOptions):
+    """The pruning window of a gradual dimension: ``start_epoch`` (last at full density, default 10% of
+    training), ``end_epoch`` (final density reached, default 80%), ``update_every`` optimiser steps."""
+
+    start_epoch: int | None = None
+    end_epoch: int | None = None
+    update_every: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range(self.dimension_name, "update_every", self.update_every, 1)
+
+
 class GradualSparsifier(Sparsifier):
     """A sparsifier whose density follows a :class:`CubicSchedule` over a window of epochs.
 
@@ -112,10 +126,10 @@ class GradualSparsifier(Sparsifier):
     :meth:`schedule`, and allows model selection only once the final density is reached.
     """
 
-    def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
-                 update_every: int = 200) -> None:
-        super().__init__(ratio)
-        self.start_epoch, self.end_epoch, self.update_every = start_epoch, end_epoch, update_every
+    def __init__(self, options: Any) -> None:
+        super().__init__(options)
+        self.start_epoch, self.end_epoch = options.start_epoch, options.end_epoch
+        self.update_every = options.update_every
         self.cubic: CubicSchedule | None = None  # laid out by schedule()
 
     def schedule(self, epochs: int, steps_per_epoch: int) -> None:

@@ -15,15 +15,51 @@ model keeps them (the plan records their settings); in eval mode they are a
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import Sparsifier, check_contract
+from gtsp.sparsify.dimension import STRUCTURAL_GRID, Dimension, Fragment, RatioOptions, check_choice, check_range
+from gtsp.sparsify.plan import CompactionPlan
 from gtsp.sparsify.sync import sum_across_ranks
 from gtsp.sparsify.token_selector import RULES, TokenSelector
+
+
+@dataclass(frozen=True)
+class TokenOptions(RatioOptions):
+    """Options of token pruning (see :class:`TokenSparsifier`)."""
+
+    dimension_name: ClassVar[str] = "token"
+    tau: float = 1.0
+    rule: str = "per_graph"
+    penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.tau > 0:
+            raise GtspError(f"token pruning temperature tau={self.tau} must be positive, e.g. 1.0")
+        check_choice("token", "rule", self.rule, RULES)
+        check_range("token", "penalty", self.penalty, 0.0)
+
+
+@dataclass
+class TokenFragment(Fragment):
+    """The token selector settings installed on every attention module."""
+
+    ratio: float
+    tau: float = 1.0
+    rule: str = "per_graph"
+
+    def apply(self, model: nn.Module) -> None:
+        for _, attention in model.attention_modules():
+            if attention.token_selector is None:
+                weight = attention.qkv.weight
+                selector = TokenSelector(attention.dim, self.ratio, self.tau, self.rule)
+                attention.token_selector = selector.to(weight.device, weight.dtype)
 
 
 def selectors(model: nn.Module) -> list[TokenSelector]:
@@ -50,13 +86,7 @@ class TokenSparsifier(Sparsifier):
     dimension = "token"
 
     def __init__(self, ratio: float, tau: float = 1.0, rule: str = "per_graph", penalty: float = 1.0) -> None:
-        super().__init__(ratio)
-        if not tau > 0:
-            raise GtspError(f"token pruning temperature tau={tau} must be positive, e.g. 1.0")
-        if rule not in RULES:
-            raise GtspError(f"unknown token rule {rule!r}: choose {' or '.join(RULES)}")
-        if not penalty >= 0:
-            raise GtspError(f"token pruning penalty={penalty} must be >= 0, e.g. 1.0")
+        super().__init__(TokenOptions(ratio, tau, rule, penalty))
         self.tau, self.rule, self.penalty = float(tau), rule, float(penalty)
         self.kept_token_fraction: float | None = None
 
@@ -102,10 +132,10 @@ class TokenSparsifier(Sparsifier):
         """The selector's constructor settings (recorded in the compaction plan)."""
         return {"ratio": self.ratio, "tau": self.tau, "rule": self.rule}
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
+    def plan(self, model: nn.Module) -> CompactionPlan:
         if not selectors(model):
             raise GtspError("token compaction got a model without token selectors: call prepare() on it first")
-        return {"token": self.settings()}
+        return CompactionPlan({self.dimension: TokenFragment(**self.settings())})
 
     def summary(self) -> dict[str, Any]:
         measured = self._read_counts(self.model, reset=False) if self.model is not None else None
@@ -138,3 +168,12 @@ class TokenSparsifier(Sparsifier):
             if reset:
                 selector.reset_counts()
         return kept / seen if seen else None
+
+
+def _grid(model: nn.Module) -> list[float]:
+    return list(STRUCTURAL_GRID) if model.attention_modules() else [0.0]
+
+
+DIMENSION = Dimension(name="token", options=TokenOptions, sparsifier=TokenSparsifier, fragment=TokenFragment,
+                      label="tokens", colour="tab:blue", grid=_grid,
+                      priced_fragment=lambda model, ratio: TokenFragment(ratio), legacy_key="token")

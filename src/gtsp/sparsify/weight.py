@@ -28,7 +28,7 @@ paper (density x dense, as the paper counts) -- for real speed see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -36,10 +36,43 @@ from torch.nn.utils import parametrize
 
 from gtsp.errors import GtspError
 from gtsp.sparsify.base import check_contract
-from gtsp.sparsify.schedules import CubicSchedule, GradualSparsifier, cosine_decay, keep_count
+from gtsp.sparsify.dimension import Dimension, Fragment, check_choice, check_range
+from gtsp.sparsify.plan import CompactionPlan
+from gtsp.sparsify.schedules import CubicSchedule, GradualOptions, GradualSparsifier, cosine_decay, keep_count
 from gtsp.sparsify.sync import mean_across_ranks
 
 SCOPES = ("global", "layer")
+WEIGHT_GRID = (0.0, 0.3, 0.5, 0.7, 0.9)  # ratios a nominal-FLOPs budget tries
+
+
+@dataclass(frozen=True)
+class WeightOptions(GradualOptions):
+    """Options of weight pruning (see :class:`WeightSparsifier`)."""
+
+    dimension_name: ClassVar[str] = "weight"
+    regrow: float = 0.3
+    scope: str = "global"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("weight", "regrow", self.regrow, 0.0, 1.0)
+        check_choice("weight", "scope", self.scope, SCOPES)
+
+
+@dataclass
+class WeightFragment(Fragment):
+    """The fraction of maskable weights left nonzero. Informative: unstructured zeros live in the
+    state dict, not in the architecture, so applying it changes nothing."""
+
+    density: float
+
+    @classmethod
+    def from_legacy(cls, value: Any) -> WeightFragment:
+        return cls(float(value))
+
+    def apply(self, model: nn.Module) -> None:
+        """Nothing to build: the zeros are in the weights."""
 
 
 class WeightMask(nn.Module):
@@ -106,11 +139,7 @@ class WeightSparsifier(GradualSparsifier):
 
     def __init__(self, ratio: float, start_epoch: int | None = None, end_epoch: int | None = None,
                  update_every: int = 200, regrow: float = 0.3, scope: str = "global", seed: int = 0) -> None:
-        super().__init__(ratio, start_epoch, end_epoch, update_every)
-        if not 0.0 <= regrow < 1.0:
-            raise GtspError(f"regrow={regrow} is outside [0, 1): give the fraction of kept weights to swap")
-        if scope not in SCOPES:
-            raise GtspError(f"unknown weight pruning scope {scope!r}: choose global or layer")
+        super().__init__(WeightOptions(ratio, start_epoch, end_epoch, update_every, regrow, scope, seed))
         self.regrow, self.scope = float(regrow), scope
         self.generator = torch.Generator().manual_seed(seed)
         self.layers: list[MaskedLayer] = []
@@ -145,8 +174,8 @@ class WeightSparsifier(GradualSparsifier):
         self.last_step = step
         self._set_recording(step)
 
-    def plan(self, model: nn.Module) -> dict[str, Any]:
-        return {"weight_density": self.summary()["achieved_density"]}
+    def plan(self, model: nn.Module) -> CompactionPlan:
+        return CompactionPlan({self.dimension: WeightFragment(self.summary()["achieved_density"])})
 
     def strip(self, model: nn.Module) -> None:
         """Fold every :class:`WeightMask` of ``model`` into its weight (in place): plain Linear layers with zeros."""
@@ -275,3 +304,15 @@ def _layer_counts(layer: MaskedLayer) -> dict[str, Any]:
 
 def _flat(tensors: list[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
+
+
+@torch.no_grad()
+def _zero_masked(model: nn.Module) -> None:
+    """Every weight this dimension may mask set to 0 (the nominal count of density 0)."""
+    for _, linear in model.prunable_linears():
+        linear.weight.zero_()
+
+
+DIMENSION = Dimension(name="weight", options=WeightOptions, sparsifier=WeightSparsifier, fragment=WeightFragment,
+                      label="weights (unstructured)", colour="tab:red", executes=False, ratios=WEIGHT_GRID,
+                      zero_priced=_zero_masked, budget_options={"scope": "layer"}, legacy_key="weight_density")

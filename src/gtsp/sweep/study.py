@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from gtsp.errors import GtspError
+from gtsp.storage import open_storage
 from gtsp.sweep.claim import is_claimed
 from gtsp.sweep.grid import Point
-from gtsp.sweep.journal import damaged_journal, journal_backend
+from gtsp.sweep.journal import damaged_journal
 from gtsp.sweep.spec import SweepSpec
 
 PARAM = "point"
@@ -45,23 +46,6 @@ class PointState:
 def storage_url(spec: SweepSpec, storage: str | None) -> str:
     """``--storage`` as given, or the sweep's own journal file ``OUT/sweep.journal`` (absolute)."""
     return storage or str((spec.out / JOURNAL_NAME).absolute())
-
-
-def open_storage(url: str) -> BaseStorage:
-    """An RDB URL (``sqlite:///x.db``, ``postgresql://...``) or a journal file (:mod:`gtsp.sweep.journal`)."""
-    try:
-        if "://" in url:
-            return RDBStorage(url)
-        backend = journal_backend(url)
-    except GtspError:
-        raise
-    except Exception as err:  # sqlalchemy / driver errors come in many types
-        raise GtspError(f"cannot open sweep storage {url} ({type(err).__name__}: {err}): give a journal file "
-                        "path or a database URL such as sqlite:///sweep.db or postgresql://user@host/db") from None
-    try:
-        return JournalStorage(backend)
-    except (AssertionError, KeyError, ValueError, AttributeError, TypeError) as err:  # Optuna's replay failing
-        raise damaged_journal(url, err) from None
 
 
 def open_sweep(spec: SweepSpec, points: list[Point], url: str) -> "SweepStudy":

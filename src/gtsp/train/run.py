@@ -28,8 +28,7 @@ from gtsp.errors import GtspError
 from gtsp.models import MODELS, build_model
 from gtsp.models.files import COMPACTED_FILE, MODEL_FILE, model_spec, save_model
 from gtsp.provenance import provenance
-from gtsp.sparsify import CompositeSparsifier, build_sparsifier, sparsity_record
-from gtsp.sparsify.plan import CompactionPlan
+from gtsp.sparsify import CompactionPlan, CompositeSparsifier, build_sparsifier, sparsity_record, training_needs
 from gtsp.train import distributed
 from gtsp.train.compaction import compaction_report
 from gtsp.train.notes import early_best_note, warmup_note
@@ -153,7 +152,8 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
     if cfg.budget and choice is None:
         choice = budget_choice.search_choice(
             cfg, data, run_fn=lambda proxy: execute(proxy, progress=False, data=given, weights=weights,
-                                                    start_weights=start_weights).results)
+                                                    start_weights=start_weights).results,
+            device=device)
         budget_choice.apply_choice(cfg, choice)
     run_info = _run_info(cfg, start, changes, provenance(data.split))
     seed_everything(cfg.seed)
@@ -162,7 +162,7 @@ def _run_in_folder(cfg: RunConfig, folder: RunFolder | None, device: torch.devic
     trainer = Trainer(model, data, out, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, grad_clip=cfg.grad_clip,
                       seed=cfg.seed, bucket_pool=cfg.bucket_pool, device=device, hooks=sparsifier, progress=progress,
-                      run_info=run_info, unused_parameters=bool(cfg.prune.get("layer")), select_from=cfg.select_from)
+                      run_info=run_info, select_from=cfg.select_from, **training_needs(cfg.prune))
     if start is not None:
         trainer.restore(start)
     fit = trainer.fit()
