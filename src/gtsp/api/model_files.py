@@ -81,8 +81,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     return SavedModel(model, spec)
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Copy a finished run's model file (compacted when it pruned) to ``out`` (what ``gtsp export`` does).
+
+    An existing ``out`` is replaced only with ``overwrite``; the run's own files never are.
 
     Example:
         >>> import gtsp, tempfile, os
@@ -93,7 +95,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """
     from gtsp.inference import export_run as export
 
-    return export(run_dir, out)
+    return export(run_dir, out, overwrite=overwrite)
 
 
 def evaluate(path: str | os.PathLike, *, dataset: str | None = None, batch_size: int = 128, device: str = "cpu",
