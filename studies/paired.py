@@ -25,11 +25,16 @@ import numpy as np
 from scipy import stats
 
 
-def setting_of(config: dict) -> str:
-    """A readable name for what a run changed against dense."""
+def setting_of(config: dict, budget_record: dict | None = None) -> str:
+    """A readable name for what a run changed against dense.
+
+    A FLOPs budget searched before budgets priced executed FLOPs (its record has no ``priced``)
+    priced density-weighted FLOPs, today's ``flops_nominal``."""
     if config.get("budget"):
-        return "budget " + ",".join(f"{k}={v}" for k, v in config["budget"].items()
-                                    if k not in ("trials", "proxy_epochs"))
+        budget = dict(config["budget"])
+        if "flops" in budget and "priced" not in (budget_record or {}):
+            budget["flops_nominal"] = budget.pop("flops")
+        return "budget " + ",".join(f"{k}={v}" for k, v in budget.items() if k not in ("trials", "proxy_epochs"))
     if config.get("model_args", {}).get("attention") is False:
         return "attention-free"
     prune = {k: v for k, v in (config.get("prune") or {}).items() if v}
@@ -45,7 +50,7 @@ def load(runs: Path) -> list[dict]:
     rows = []
     for path in sorted(runs.glob("*/results.json")):
         result = json.loads(path.read_text())
-        rows.append({"run": path.parent.name, "setting": setting_of(result["config"]),
+        rows.append({"run": path.parent.name, "setting": setting_of(result["config"], result.get("budget")),
                      "unit": unit_of(result), "result": result})
     return rows
 

@@ -156,7 +156,8 @@ def test_a_missed_budget_is_said_at_the_end_of_the_run(kind, pruned_share, misse
 
     record = {"budget": BudgetSpec(kind, 0.5).to_dict(), "chosen": {"head": 0.5}, "predicted_cost": 0.48,
               "reason": "best proxy", "trials": []}
-    results = {"flops_per_graph": {"dense": 100.0, "pruned": 100.0 * pruned_share},
+    share = 100.0 * pruned_share
+    results = {"flops_per_graph": {"dense": 100.0, "pruned": share, "executed": share, "nominal": share},
                "speedup": {"measured": 1.0 / pruned_share}}
     entry = achieved(record, results)
     assert entry["within_budget"] is (not missed)

@@ -170,3 +170,18 @@ def test_a_previous_report_is_not_overwritten_without_overwrite(tmp_path, capsys
     assert main(["report", str(root), "--out", str(out / "notes.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "notes.txt is a file" in err[0]
+
+
+def test_runs_of_older_code_compare_with_newer_ones():
+    """A field added later holds its default in new runs and is absent in old ones: same setting. A FLOPs
+    budget searched before budgets priced executed FLOPs (no ``priced`` in its record) is flops_nominal."""
+    from gtsp.report.collect import normalised_config
+
+    old = {"config": {"epochs": 10, "budget": {"flops": 0.5}}, "budget": {"kind": "flops", "within_budget": True}}
+    new = {"config": {"epochs": 10, "select_from": 1, "budget": {"flops": 0.5}},
+           "budget": {"kind": "flops", "priced": "flops", "within_budget": True}}
+    assert normalised_config(old) == {"epochs": 10, "budget": {"flops_nominal": 0.5}}
+    assert normalised_config(new) == {"epochs": 10, "budget": {"flops": 0.5}}
+    later = {"config": {"epochs": 10, "select_from": 5}}
+    assert normalised_config(later)["select_from"] == 5
+    assert old["config"]["budget"] == {"flops": 0.5}  # the run's own record is left as it was

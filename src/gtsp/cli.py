@@ -5,7 +5,6 @@ Errors the user can fix (:class:`gtsp.errors.GtspError`) print one line and exit
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Sequence
 
 from gtsp.analysis import cli as analysis_cli
 from gtsp.api import commands as api_commands
+from gtsp.cli_values import DISK_ERRORS, disk_error_line, parse_pairs, prune_args, ratio, yaml_value
 from gtsp.config import RunConfig, load_yaml, merge
 from gtsp.errors import GtspError, RelayedError
 from gtsp.report import cli as report_cli
@@ -20,25 +20,6 @@ from gtsp.sweep import cli as sweep_cli
 
 # CLI flag -> key inside RunConfig.model_args
 MODEL_FLAGS = {"hidden": int, "layers": int, "heads": int, "dropout": float, "attn_dropout": float}
-
-
-def _parse_pairs(text: str, kind: str) -> dict[str, str]:
-    """``"a=1,b=2"`` -> ``{"a": "1", "b": "2"}``."""
-    pairs = {}
-    for item in filter(None, text.split(",")):
-        if "=" not in item:
-            raise GtspError(f"{kind} entry {item!r} is not key=value: write e.g. {kind} token=0.5,head=0.5")
-        key, value = item.split("=", 1)
-        if key.strip() in pairs:
-            raise GtspError(f"{kind} names {key.strip()} twice ({text}): give each key once")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def _yaml_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text)
 
 
 def _train_parser(sub) -> None:
@@ -178,35 +159,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
              if v is not None and k in RunConfig.__dataclass_fields__ and k not in ("model_args", "prune", "budget")}
     model_args = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None}
     for item in args.model_arg:
-        model_args.update({k: _yaml_value(v) for k, v in _parse_pairs(item, "--model-arg").items()})
+        model_args.update({k: yaml_value(v) for k, v in parse_pairs(item, "--model-arg").items()})
     overrides = {**flags, "model_args": model_args}
     if getattr(args, "prune", None):
-        overrides["prune"] = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune, "--prune").items()}
+        overrides["prune"] = {k: ratio(k, v) for k, v in parse_pairs(args.prune, "--prune").items()}
     if getattr(args, "budget", None):
-        overrides["budget"] = {k: _yaml_value(v) for k, v in _parse_pairs(args.budget, "--budget").items()}
+        overrides["budget"] = {k: yaml_value(v) for k, v in parse_pairs(args.budget, "--budget").items()}
     if getattr(args, "prune_arg", None):
-        overrides["prune_args"] = _prune_args(args.prune_arg)
+        overrides["prune_args"] = prune_args(args.prune_arg)
     return merge(cfg, overrides)
-
-
-def _prune_args(items: Sequence[str]) -> dict:
-    """``["layer.drop_prob=0.1"]`` -> ``{"layer": {"drop_prob": 0.1}}`` (merged into the YAML's by ``merge``)."""
-    options: dict = {}
-    for item in items:
-        for key, value in _parse_pairs(item, "--prune-arg").items():
-            dim, dot, option = key.partition(".")
-            if not dot or not dim or not option:
-                raise GtspError(f"--prune-arg {key}={value}: name the dimension and the option, "
-                                f"e.g. --prune-arg layer.drop_prob=0.1")
-            options.setdefault(dim, {})[option] = _yaml_value(value)
-    return options
-
-
-def _ratio(key: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise GtspError(f"--prune {key}={value} is not a number: give a fraction in [0, 1)") from None
 
 
 def _cmd_train(args) -> None:
@@ -293,18 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gtsp: error: {disk_error_line(err)}", file=sys.stderr)
         return 2
     return 0
-
-
-DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
-
-
-def disk_error_line(err: OSError) -> str:
-    """One line for a write that the file system refused: what, where, and how to go on."""
-    where = f" writing {err.filename}" if err.filename else ""
-    return (f"{DISK_ERRORS[err.errno]}{where}: free space or make the folder writable (or choose another --out / "
-            "--cache-root), then run the same command again (a run continues with --resume from its last "
-            "checkpoint; gtsp writes each file whole or not at all)")
 
 
 if __name__ == "__main__":

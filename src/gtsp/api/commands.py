@@ -58,7 +58,7 @@ def cmd_import_pyg(args: argparse.Namespace) -> None:
     from gtsp.api.model_files import save_model
     from gtsp.api.pyg_import import from_pyg
     from gtsp.api.pyg_parts import DEFAULT_NAMES
-    from gtsp.cli import _parse_pairs
+    from gtsp.cli_values import parse_pairs
     from gtsp.errors import GtspError
 
     model = _built(args.builder)
@@ -68,7 +68,7 @@ def cmd_import_pyg(args: argparse.Namespace) -> None:
         except (OSError, RuntimeError) as err:
             raise GtspError(f"--weights {args.weights}: {str(err).splitlines()[0]}: give the state_dict "
                             "saved from this model (torch.save(model.state_dict(), FILE))") from None
-    names = {k: v for item in args.part for k, v in _parse_pairs(item, "--part").items()}
+    names = {k: v for item in args.part for k, v in parse_pairs(item, "--part").items()}
     unknown = sorted(set(names) - set(DEFAULT_NAMES))
     if unknown:
         raise GtspError(f"--part {unknown[0]}: unknown part; parts are {', '.join(DEFAULT_NAMES)}")
@@ -103,12 +103,12 @@ def _built(builder: str):
 def cmd_prune(args: argparse.Namespace) -> None:
     """``gtsp prune``: :func:`gtsp.prune` with the flags given."""
     from gtsp.api.pruning import prune
-    from gtsp.cli import _parse_pairs, _prune_args, _ratio, _yaml_value
+    from gtsp.cli_values import parse_pairs, prune_args, ratio, yaml_value
 
-    ratios = {k: _ratio(k, v) for k, v in _parse_pairs(args.prune or "", "--prune").items()}
-    budget = {k: _yaml_value(v) for k, v in _parse_pairs(args.budget or "", "--budget").items()}
+    ratios = {k: ratio(k, v) for k, v in parse_pairs(args.prune or "", "--prune").items()}
+    budget = {k: yaml_value(v) for k, v in parse_pairs(args.budget or "", "--budget").items()}
     options: dict[str, Any] = {k: getattr(args, k) for k in TUNING_FLAGS if getattr(args, k) is not None}
-    result = prune(args.model_file, prune=ratios, budget=budget, prune_args=_prune_args(args.prune_arg),
+    result = prune(args.model_file, prune=ratios, budget=budget, prune_args=prune_args(args.prune_arg),
                    finetune_epochs=args.finetune_epochs, dataset=args.dataset, out=args.out,
                    progress=not args.quiet, overwrite=args.overwrite, data_root=args.data_root,
                    cache_root=args.cache_root, device=args.device, **options)

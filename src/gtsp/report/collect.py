@@ -15,6 +15,7 @@ from typing import Any
 from gtsp.errors import GtspError
 
 NOT_SETTING = ("seed", "fold", "out", "data_root", "cache_root", "resume", "threads", "device")
+ADDED_FIELDS = ("select_from",)  # RunConfig fields newer than committed runs: their default equals absence
 
 
 def dimension_names() -> tuple[str, ...]:
@@ -84,7 +85,7 @@ def _is_budget_proxy(run_dir: Path) -> bool:
 
 def to_run(run_dir: Path, results: dict[str, Any]) -> Run:
     """The :class:`Run` of one ``results.json`` (``run_dir`` is where it lies)."""
-    cfg = results["config"]
+    cfg = normalised_config(results)
     flops, params = results["flops_per_graph"], results["params"]
     prune = {d: float(r) for d, r in (cfg.get("prune") or {}).items() if r}
     pruned = "speedup" in results
@@ -100,6 +101,29 @@ def to_run(run_dir: Path, results: dict[str, Any]) -> Run:
         speedup=float(results["speedup"]["measured"]) if pruned else None, budget_miss=_budget_miss(results),
         prune=prune, attention=(cfg.get("model_args") or {}).get("attention", True) is not False,
         setting=setting, dense_setting=dense_setting_of(cfg, results.get("device")), config=cfg)
+
+
+def normalised_config(results: dict[str, Any]) -> dict[str, Any]:
+    """The run's config as today's code would write it, so runs of older and newer code compare.
+
+    A field added later is left out where it holds its default (older runs lack it), and a FLOPs
+    budget searched before budgets priced executed FLOPs (no ``priced`` in its record) is named
+    what it priced: ``flops_nominal``.
+    """
+    from dataclasses import MISSING, fields
+
+    from gtsp.config import RunConfig
+
+    cfg = dict(results["config"])
+    for f in fields(RunConfig):
+        if f.default is not MISSING and f.name in cfg and cfg[f.name] == f.default and f.name in ADDED_FIELDS:
+            del cfg[f.name]
+    record = results.get("budget")
+    budget = dict(cfg.get("budget") or {})
+    if "flops" in budget and isinstance(record, dict) and "priced" not in record:
+        budget["flops_nominal"] = budget.pop("flops")
+        cfg["budget"] = budget
+    return cfg
 
 
 def _budget_miss(results: dict[str, Any]) -> str | None:

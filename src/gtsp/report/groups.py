@@ -95,7 +95,7 @@ def _prune_label(run: Run) -> str:
         return "baseline (no attention)"
     budget = run.config.get("budget") or {}
     if budget:
-        asked = ", ".join(f"{k}={v}" for k, v in budget.items() if k in ("flops", "latency"))
+        asked = ", ".join(f"{k}={v}" for k, v in budget.items() if k in ("flops", "flops_nominal", "latency"))
         return f"budget {asked} (chosen per run)"
     if not run.prune:
         return "dense"

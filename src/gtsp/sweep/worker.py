@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as err:
-        from gtsp.cli import DISK_ERRORS, disk_error_line
+        from gtsp.cli_values import DISK_ERRORS, disk_error_line
 
         if err.errno not in DISK_ERRORS:
             raise
