@@ -7,6 +7,7 @@ they name no backbone class or attribute, import no other sparsifier, read no pr
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,14 @@ def test_blocks_are_found_by_the_capabilities_they_declare():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
                 named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
                 assert not (named & blocks), f"{path.relative_to(SRC)}:{node.lineno} checks a block's class"
+
+
+OPTUNA_PRIVATE = re.compile(r"\.(_trial_id|_storage|_study_id|_cached_frozen_trial)\b")
+
+
+def test_no_optuna_private_names():
+    """Studies and trials are reached through Optuna's public API only (private names change between releases)."""
+    offenders = [f"{path.relative_to(SRC)}:{i}" for path in sorted(SRC.rglob("*.py"))
+                 for i, line in enumerate(path.read_text().splitlines(), 1) if OPTUNA_PRIVATE.search(line)]
+    assert offenders == []
+    assert OPTUNA_PRIVATE.search("storage.set_trial_state_values(trial._trial_id, state)")

@@ -163,9 +163,11 @@ class SweepStudy:
             index = point_of(trial)
             if not _is_lost(trial, None if index is None else self.run_dir(index)):
                 continue
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(
+                self.storage.get_study_id_from_name(self.study.study_name), trial.number)
             try:
-                self.storage.set_trial_user_attr(trial._trial_id, "outcome", "lost")
-                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                self.storage.set_trial_user_attr(trial_id, "outcome", "lost")
+                self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # it finished meanwhile, or another worker got there first
             lost.append(self.points[index].name if index is not None else f"trial {trial.number}")
