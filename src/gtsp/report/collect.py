@@ -110,14 +110,12 @@ def normalised_config(results: dict[str, Any]) -> dict[str, Any]:
     budget searched before budgets priced executed FLOPs (no ``priced`` in its record) is named
     what it priced: ``flops_nominal``.
     """
-    from dataclasses import MISSING, fields
-
     from gtsp.config import RunConfig
 
     cfg = dict(results["config"])
-    for f in fields(RunConfig):
-        if f.default is not MISSING and f.name in cfg and cfg[f.name] == f.default and f.name in ADDED_FIELDS:
-            del cfg[f.name]
+    for name in ADDED_FIELDS:
+        if name in cfg and cfg[name] == getattr(RunConfig, name):
+            del cfg[name]
     record = results.get("budget")
     budget = dict(cfg.get("budget") or {})
     if "flops" in budget and isinstance(record, dict) and "priced" not in record:
